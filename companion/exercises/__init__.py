@@ -1,0 +1,39 @@
+"""Exercises with autograded checks.
+
+In a lesson::
+
+    from companion.exercises import check, hint, use
+
+    def sigmoid(z):
+        raise NotImplementedError  # your code here
+
+    check("sigmoid", sigmoid)      # "not started", a specific failure, or "passed"
+    hint("sigmoid")                # a nudge; hint("sigmoid", 2) a bigger one
+    my_sigmoid = use("sigmoid", sigmoid)  # yours once it passes, the reference until then
+
+Each lesson's exercises live in their own module and register themselves on import.
+"""
+
+from companion.exercises import warmup  # noqa: F401  (registers the warm-up exercises)
+from companion.exercises.core import (
+    FAILED,
+    NOT_STARTED,
+    PASSED,
+    Exercise,
+    ExerciseFailed,
+    Mutant,
+    Output,
+    check,
+    get,
+    hint,
+    ids,
+    register,
+    results,
+    solution,
+    use,
+)
+
+__all__ = [
+    "FAILED", "NOT_STARTED", "PASSED", "Exercise", "ExerciseFailed", "Mutant", "Output",
+    "check", "get", "hint", "ids", "register", "results", "solution", "use",
+]

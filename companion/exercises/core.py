@@ -1,0 +1,509 @@
+"""The exercise registry and the check that gives a learner immediate, specific feedback.
+
+An :class:`Exercise` bundles a reference solution, a generator of random test cases, the
+names and symbolic shapes of its outputs, and *mutants*: realistic wrong answers (a
+forgotten factor, a swapped activation, a transposed weight...) each with its own hint.
+
+``check(exercise_id, candidate)`` runs the candidate on fresh random cases and reports the
+most specific problem first:
+
+1. the candidate is a stub (body ``raise NotImplementedError``): print "not started";
+2. the candidate raised: show its exception, with the learner's own frames only;
+3. it returned ``None``, the wrong number of outputs, or an output of the wrong type;
+4. an output has the wrong shape (named, with the expected symbolic shape);
+5. it modified one of its inputs in place, or emitted a warning (overflow...);
+6. its values are wrong: if a registered mutant reproduces them, give that mutant's
+   hint; otherwise say where the values differ.
+
+A correct answer prints one line saying what was checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import os
+import sysconfig
+import textwrap
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIBRARY_DIRS = tuple(
+    os.path.abspath(path)
+    for path in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+                 sysconfig.get_paths()["platlib"]}
+)
+
+NOT_STARTED = "not started"
+PASSED = "passed"
+FAILED = "failed"
+
+
+class ExerciseFailed(AssertionError):
+    """A candidate solution is wrong; the message says what, most specific first."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of an exercise: its name and symbolic shape, e.g. ``("dh_prev", "(B, H)")``."""
+
+    name: str
+    shape: str
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A realistic wrong answer and the hint it earns.
+
+    ``fn`` has the signature of the reference. ``name`` is a short identifier used in tests.
+    """
+
+    name: str
+    fn: Callable
+    hint: str
+
+
+@dataclass
+class Exercise:
+    """A registered exercise.
+
+    Parameters
+    ----------
+    id:
+        The registry key; also the name of the learner's function in the lesson.
+    title:
+        A few words for tables and messages.
+    reference:
+        The reference solution, with the stub's signature. It is the very function the
+        book shows in the collapsed solution.
+    make_cases:
+        ``make_cases(rng) -> list[dict]``: fresh random arguments, one dict per case,
+        in the order of the reference's parameters. Sizes differ per dimension so that a
+        transposed matrix cannot pass by accident.
+    outputs:
+        One :class:`Output` per returned value (a single output is returned bare, several
+        as a tuple).
+    mutants:
+        Realistic wrong answers, each with its own hint.
+    hints:
+        General hints, from gentle (level 1) to explicit.
+    equation:
+        Where the book derives what the exercise implements, e.g. "eq. (2.3), chapter 2".
+    what:
+        What a pass proves, printed on success.
+    """
+
+    id: str
+    title: str
+    reference: Callable
+    make_cases: Callable[[np.random.Generator], list[dict]]
+    outputs: tuple[Output, ...]
+    mutants: tuple[Mutant, ...]
+    hints: tuple[str, ...]
+    equation: str
+    what: str
+    points: int = 1
+    rtol: float = 1e-7
+    atol: float = 1e-10
+    warnings_are_errors: bool = True
+    lesson: str = ""
+
+
+_REGISTRY: dict[str, Exercise] = {}
+_RESULTS: dict[str, dict] = {}
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to the registry (ids are unique)."""
+    if exercise.id in _REGISTRY and _REGISTRY[exercise.id] is not exercise:
+        raise ValueError(f"exercise id {exercise.id!r} is already registered")
+    _REGISTRY[exercise.id] = exercise
+    return exercise
+
+
+def ids() -> list[str]:
+    """The ids of all registered exercises, in registration (lesson) order."""
+    return list(_REGISTRY)
+
+
+def get(exercise_id: str) -> Exercise:
+    """The :class:`Exercise` registered under ``exercise_id``."""
+    if not isinstance(exercise_id, str):
+        raise TypeError(f"exercise_id must be a str, got {type(exercise_id).__name__}")
+    try:
+        return _REGISTRY[exercise_id]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"no exercise with id {exercise_id!r}; known ids: {known}") from None
+
+
+def solution(exercise_id: str) -> Callable:
+    """The reference solution of an exercise (same signature as the stub)."""
+    return get(exercise_id).reference
+
+
+def hint(exercise_id: str, level: int = 1) -> str:
+    """Print and return hint number ``level`` (1 = gentlest) for an exercise."""
+    exercise = get(exercise_id)
+    if not isinstance(level, int) or level < 1:
+        raise ValueError(f"level must be an integer >= 1, got {level!r}")
+    count = len(exercise.hints)
+    text = exercise.hints[min(level, count) - 1]
+    if level >= count:
+        text += (
+            f"\n(This is the last hint. The worked solution is in the collapsed box below the"
+            f" exercise, or call solution({exercise_id!r}).)"
+        )
+    message = f"Hint {min(level, count)}/{count} for {exercise_id}: {text}"
+    print(message)
+    return message
+
+
+def results() -> dict[str, dict]:
+    """Outcome of the latest check of each exercise in this process.
+
+    ``{exercise_id: {"status": "passed" | "failed" | "not started", "message": str,
+    "points": int}}`` — the grader reads this after running a notebook.
+    """
+    return {
+        exercise_id: {key: value for key, value in record.items() if key != "candidate"}
+        for exercise_id, record in _RESULTS.items()
+    }
+
+
+def use(exercise_id: str, candidate: Callable) -> Callable:
+    """The function later cells should call: ``candidate`` once it has passed its check,
+    the reference solution until then (so plots and experiments always work)."""
+    record = _RESULTS.get(exercise_id)
+    if record and record["status"] == PASSED and record.get("candidate") is candidate:
+        return candidate
+    print(f"({exercise_id}: using the reference solution until yours passes its check)")
+    return get(exercise_id).reference
+
+
+def _record(exercise: Exercise, status: str, message: str, candidate=None) -> None:
+    _RESULTS[exercise.id] = {
+        "status": status,
+        "message": message,
+        "points": exercise.points,
+        "candidate": candidate,
+    }
+
+
+def check(exercise_id: str, candidate: Callable) -> None:
+    """Check a learner's function against the reference on fresh random inputs.
+
+    Prints one line when the candidate passes or is still a stub; raises
+    :class:`ExerciseFailed` with a specific message otherwise.
+    """
+    __tracebackhide__ = True  # IPython and pytest hide this frame from tracebacks
+    exercise = get(exercise_id)
+    try:
+        summary = _run_check(exercise, candidate)
+    except _NotStarted as not_started:
+        message = f"{exercise_id}: not started{not_started.detail}."
+        _record(exercise, NOT_STARTED, message)
+        print(
+            f"… {message} Fill in the function, run its cell, then this one. "
+            "Until then later cells use the reference solution."
+        )
+        return None
+    except ExerciseFailed as failure:
+        _record(exercise, FAILED, str(failure))
+        raise ExerciseFailed(f"{exercise_id}: {failure}") from None
+    _record(exercise, PASSED, summary, candidate)
+    print(f"✓ {exercise_id}: passed — {summary}")
+    return None
+
+
+class _NotStarted(Exception):
+    def __init__(self, detail: str = ""):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _run_check(exercise: Exercise, candidate: Callable) -> str:
+    if not callable(candidate):
+        raise ExerciseFailed(
+            f"expected your function, got {type(candidate).__name__} {candidate!r:.60}"
+        )
+    if _is_stub(candidate):
+        raise _NotStarted()
+    if candidate is exercise.reference:
+        raise ExerciseFailed("this is the reference solution itself; write your own function")
+    rng = np.random.default_rng()
+    cases = exercise.make_cases(rng)
+    for case in cases:
+        _check_case(exercise, candidate, case)
+    return f"{exercise.what} ({len(cases)} random cases)"
+
+
+def _is_stub(func: Callable) -> bool:
+    """True when the function body (after an optional docstring) is only
+    ``raise NotImplementedError``."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.Lambda)]
+    if not defs or not isinstance(defs[0], ast.FunctionDef):
+        return False
+    body = defs[0].body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise):
+        return False
+    raised = body[0].exc
+    if isinstance(raised, ast.Call):
+        raised = raised.func
+    return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+@dataclass
+class _Behaviour:
+    """What a function did on one case: its outputs and the warnings it emitted."""
+
+    outputs: tuple
+    warned: tuple[str, ...]
+    args_after: list
+
+
+def _call(func: Callable, case: dict) -> _Behaviour:
+    """Call ``func`` on deep copies of the case's arguments, recording warnings and what
+    the arguments look like afterwards (to detect in-place modification)."""
+    args = [copy.deepcopy(value) for value in case.values()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"):
+            result = func(*args)
+    warned = tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
+    return _Behaviour(result, warned, args)
+
+
+def _learner_traceback(error: BaseException) -> str:
+    """The exception with the learner's frames only (none from the companion package)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not os.path.abspath(frame.filename).startswith((_PACKAGE_DIR, *_LIBRARY_DIRS))
+    ]
+    lines = traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(error), error)
+    return "".join(lines).rstrip()
+
+
+def _check_case(exercise: Exercise, candidate: Callable, case: dict) -> None:
+    try:
+        got = _call(candidate, case)
+    except NotImplementedError:
+        raise _NotStarted(" (your function still raises NotImplementedError)") from None
+    except Exception as error:  # the learner's bug, reported, never ours
+        raise ExerciseFailed(
+            f"your function raised {type(error).__name__} on {_describe(case)}:\n"
+            f"{_learner_traceback(error)}"
+        ) from None
+    outputs = _structure(exercise, got.outputs)
+    expected = _call(exercise.reference, case)
+    expected_outputs = _structure(exercise, expected.outputs)
+    _check_types_and_shapes(exercise, outputs, expected_outputs, case)
+    _check_not_mutated(case, got.args_after)
+    if exercise.warnings_are_errors and got.warned:
+        hint = _matching_mutant_hint(exercise, case, got)
+        raise ExerciseFailed(
+            f"your function emitted a warning on {_describe(case)}: {got.warned[0]}"
+            + (f"\nHint: {hint}" if hint else "")
+            + f"\n(see {exercise.equation})"
+        )
+    if not _same_values(exercise, outputs, expected_outputs):
+        hint = _matching_mutant_hint(exercise, case, got)
+        where = _where_values_differ(exercise, outputs, expected_outputs)
+        if hint:
+            raise ExerciseFailed(f"wrong values. Hint: {hint}\n(see {exercise.equation}; {where})")
+        raise ExerciseFailed(f"wrong values: {where}\n(see {exercise.equation})")
+
+
+def _check_not_mutated(case: dict, args_after: list) -> None:
+    for (name, before), after in zip(case.items(), args_after, strict=True):
+        if not _equal_exactly(before, after):
+            raise ExerciseFailed(
+                f"your function modified its input `{name}` in place; "
+                "compute new arrays instead (e.g. `a = a * 2`, not `a *= 2`)"
+            )
+
+
+def _equal_exactly(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal_exactly(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_equal_exactly(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _structure(exercise: Exercise, result) -> tuple:
+    """The outputs as a tuple, checking None and the number of outputs."""
+    names = ", ".join(output.name for output in exercise.outputs)
+    if result is None:
+        raise ExerciseFailed(
+            f"your function returned None; it should return {names}. Did you forget `return`?"
+        )
+    if len(exercise.outputs) == 1:
+        return (result,)
+    if not isinstance(result, tuple | list):
+        raise ExerciseFailed(
+            f"expected {len(exercise.outputs)} outputs ({names}) as a tuple, "
+            f"got a single {type(result).__name__}"
+        )
+    if len(result) != len(exercise.outputs):
+        raise ExerciseFailed(
+            f"expected {len(exercise.outputs)} outputs ({names}), got {len(result)}"
+        )
+    return tuple(result)
+
+
+def _check_types_and_shapes(exercise, outputs, expected_outputs, case) -> None:
+    for spec, got, want in zip(exercise.outputs, outputs, expected_outputs, strict=True):
+        if isinstance(want, dict):
+            _check_dict_output(spec, got, want, case)
+            continue
+        want = np.asarray(want)
+        if not isinstance(got, np.ndarray | np.generic | float | int):
+            raise ExerciseFailed(
+                f"output `{spec.name}` should be a NumPy array, got {type(got).__name__}"
+                + (" (call .detach().numpy() on a torch tensor)" if _is_tensor(got) else "")
+            )
+        shape = np.shape(got)
+        if shape != want.shape:
+            raise ExerciseFailed(
+                f"output `{spec.name}` has shape {shape}, expected {spec.shape} = {want.shape} "
+                f"for {_describe(case)}"
+            )
+
+
+def _check_dict_output(spec, got, want, case) -> None:
+    if not isinstance(got, dict):
+        raise ExerciseFailed(
+            f"output `{spec.name}` should be a dict with keys {sorted(want)}, "
+            f"got {type(got).__name__}"
+        )
+    if set(got) != set(want):
+        missing = sorted(set(want) - set(got))
+        extra = sorted(set(got) - set(want))
+        raise ExerciseFailed(
+            f"output `{spec.name}` has the wrong keys: missing {missing}, unexpected {extra}"
+        )
+    for key in want:
+        if np.shape(got[key]) != np.shape(want[key]):
+            raise ExerciseFailed(
+                f"`{spec.name}[{key!r}]` has shape {np.shape(got[key])}, expected "
+                f"{np.shape(want[key])} (the shape of params[{key!r}]) for {_describe(case)}"
+            )
+
+
+def _is_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch")
+
+
+def _flat_outputs(outputs) -> list[tuple[str, np.ndarray]]:
+    return [(name, np.asarray(value, dtype=float)) for name, value in _named(outputs)]
+
+
+def _named(outputs, names=None):
+    for index, value in enumerate(outputs):
+        name = names[index] if names else str(index)
+        if isinstance(value, dict):
+            for key in sorted(value):
+                yield f"{name}[{key!r}]", value[key]
+        else:
+            yield name, value
+
+
+def _same_values(exercise: Exercise, outputs, expected_outputs) -> bool:
+    return all(
+        np.shape(a) == np.shape(b)
+        and np.allclose(
+            np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+            rtol=exercise.rtol, atol=exercise.atol, equal_nan=True,
+        )
+        for (_, a), (_, b) in zip(_named(outputs), _named(expected_outputs), strict=True)
+    )
+
+
+def _where_values_differ(exercise: Exercise, outputs, expected_outputs) -> str:
+    names = [output.name for output in exercise.outputs]
+    pairs = zip(_named(outputs, names), _named(expected_outputs, names), strict=True)
+    for (name, got), (_, want) in pairs:
+        got = np.asarray(got, dtype=float)
+        want = np.asarray(want, dtype=float)
+        if np.allclose(got, want, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True):
+            continue
+        error = np.abs(got - want)
+        error = np.where(np.isnan(error), np.inf, error)
+        index = np.unravel_index(int(np.argmax(error)), error.shape) if error.ndim else ()
+        at = f" at index {tuple(int(i) for i in index)}" if index else ""
+        return (
+            f"`{name}` differs from the reference; largest error {float(error[index]):.3g}"
+            f"{at}: got {float(got[index]):.6g}, expected {float(want[index]):.6g}"
+        )
+    return "values differ"
+
+
+def _matching_mutant_hint(exercise: Exercise, case: dict, got: _Behaviour) -> str | None:
+    """The hint of the first mutant that behaves exactly like the candidate on this case."""
+    candidate_outputs = _structure(exercise, got.outputs)
+    for mutant in exercise.mutants:
+        try:
+            behaviour = _call(mutant.fn, case)
+            mutant_outputs = _structure(exercise, behaviour.outputs)
+        except Exception:
+            continue
+        if bool(behaviour.warned) != bool(got.warned):
+            continue
+        if _same_shapes(candidate_outputs, mutant_outputs) and _same_values(
+            exercise, candidate_outputs, mutant_outputs
+        ):
+            return mutant.hint
+    return None
+
+
+def _same_shapes(a: Sequence, b: Sequence) -> bool:
+    return [np.shape(x) for _, x in _named(a)] == [np.shape(x) for _, x in _named(b)]
+
+
+def _describe(case: dict) -> str:
+    parts = []
+    for name, value in case.items():
+        if isinstance(value, np.ndarray):
+            parts.append(f"{name} of shape {value.shape}")
+        elif isinstance(value, dict):
+            parts.append(f"{name} (a dict)")
+        elif isinstance(value, tuple):
+            parts.append(f"{name} (a tuple of {len(value)})")
+        else:
+            parts.append(f"{name}={value!r}")
+    return "inputs " + ", ".join(parts)
+
+
+def behaviour_signature(exercise: Exercise, func: Callable, case: dict) -> tuple:
+    """What ``func`` does on ``case`` (outputs and whether it warned), for tests that prove
+    mutants are pairwise distinguishable."""
+    behaviour = _call(func, case)
+    return _structure(exercise, behaviour.outputs), bool(behaviour.warned)
+
+
+def same_behaviour(exercise: Exercise, a: tuple, b: tuple) -> bool:
+    """Whether two :func:`behaviour_signature` results are indistinguishable by the check."""
+    (outputs_a, warned_a), (outputs_b, warned_b) = a, b
+    return (
+        warned_a == warned_b
+        and _same_shapes(outputs_a, outputs_b)
+        and _same_values(exercise, outputs_a, outputs_b)
+    )

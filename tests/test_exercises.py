@@ -1,0 +1,195 @@
+"""The exercise checks, specified: for every registered exercise the reference passes, every
+mutant fails with its own hint, mutants are pairwise distinguishable, and the generic
+mistakes (stub, exception, None, wrong count/type/shape, in-place mutation) get the right
+message."""
+
+import copy
+import itertools
+import types
+
+import numpy as np
+import pytest
+
+from companion import exercises
+from companion.exercises import ExerciseFailed, check, hint, results, solution, use
+from companion.exercises.core import behaviour_signature, same_behaviour
+
+ALL_IDS = exercises.ids()
+MUTANTS = [(eid, m) for eid in ALL_IDS for m in exercises.get(eid).mutants]
+
+
+def clone(func, name=None):
+    """A new function object with the same code (the check refuses the reference itself)."""
+    return types.FunctionType(
+        func.__code__, func.__globals__, name or func.__name__, func.__defaults__,
+        func.__closure__,
+    )
+
+
+def test_every_exercise_has_at_least_four_mutants_and_hints():
+    for eid in ALL_IDS:
+        exercise = exercises.get(eid)
+        assert len(exercise.mutants) >= 4, eid
+        assert exercise.hints, eid
+        assert len({m.hint for m in exercise.mutants}) == len(exercise.mutants), eid
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_reference_passes(eid, capsys):
+    for _ in range(3):  # fresh random cases every time
+        check(eid, clone(solution(eid)))
+    out = capsys.readouterr().out
+    assert out.count(f"✓ {eid}: passed") == 3
+    assert results()[eid]["status"] == "passed"
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_reference_object_itself_is_refused(eid):
+    with pytest.raises(ExerciseFailed, match="reference solution itself"):
+        check(eid, solution(eid))
+
+
+@pytest.mark.parametrize(("eid", "mutant"), MUTANTS, ids=[f"{e}-{m.name}" for e, m in MUTANTS])
+def test_mutant_fails_with_its_own_hint(eid, mutant):
+    for _ in range(3):
+        with pytest.raises(ExerciseFailed) as failure:
+            check(eid, mutant.fn)
+        assert mutant.hint in str(failure.value)
+        other_hints = [m.hint for m in exercises.get(eid).mutants if m is not mutant]
+        assert not any(h in str(failure.value) for h in other_hints)
+    assert results()[eid]["status"] == "failed"
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_mutants_are_pairwise_distinguishable(eid):
+    exercise = exercises.get(eid)
+    cases = exercise.make_cases(np.random.default_rng(0))
+    functions = [("reference", exercise.reference)] + [(m.name, m.fn) for m in exercise.mutants]
+    signatures = {}
+    for name, func in functions:
+        signatures[name] = [behaviour_signature(exercise, func, copy.deepcopy(c)) for c in cases]
+    for (name_a, sig_a), (name_b, sig_b) in itertools.combinations(signatures.items(), 2):
+        indistinguishable = all(
+            same_behaviour(exercise, a, b) for a, b in zip(sig_a, sig_b, strict=True)
+        )
+        assert not indistinguishable, f"{eid}: {name_a} and {name_b} behave the same"
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_stub_reports_not_started_without_raising(eid, capsys):
+    namespace = {}
+    exec(f"def {eid}(*args):\n    '''Your code here.'''\n    raise NotImplementedError\n",
+         namespace)
+    assert check(eid, namespace[eid]) is None
+    assert f"{eid}: not started" in capsys.readouterr().out
+    assert results()[eid]["status"] == "not started"
+
+
+def test_use_falls_back_to_the_reference_until_the_candidate_passes(capsys):
+    def sigmoid(z):
+        raise NotImplementedError
+
+    check("sigmoid", sigmoid)
+    assert use("sigmoid", sigmoid) is solution("sigmoid")
+    mine = clone(solution("sigmoid"), "sigmoid")
+    check("sigmoid", mine)
+    assert use("sigmoid", mine) is mine
+
+
+def _first_array_argument(case):
+    return next(name for name, value in case.items() if isinstance(value, np.ndarray))
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_learner_exception_is_reported_with_their_frames_only(eid):
+    def inner_helper(value):
+        return value / 0 if False else {}["missing"]
+
+    def candidate(*args):
+        return inner_helper(args[0])
+
+    with pytest.raises(ExerciseFailed) as failure:
+        check(eid, candidate)
+    message = str(failure.value)
+    assert "raised KeyError" in message
+    assert "inner_helper" in message and "candidate" in message
+    assert "companion/exercises" not in message
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_none_is_reported(eid):
+    with pytest.raises(ExerciseFailed, match="returned None.*forget `return`"):
+        check(eid, lambda *args: None)
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_wrong_shape_names_the_output_and_its_symbolic_shape(eid):
+    reference = solution(eid)
+    exercise = exercises.get(eid)
+    first = exercise.outputs[0]
+
+    def candidate(*args):
+        result = reference(*args)
+        if len(exercise.outputs) == 1:
+            return np.asarray(result)[..., None]
+        return (np.asarray(result[0])[..., None], *result[1:])
+
+    with pytest.raises(ExerciseFailed) as failure:
+        check(eid, candidate)
+    assert f"`{first.name}` has shape" in str(failure.value)
+    assert first.shape in str(failure.value)
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_torch_tensor_output_is_a_type_error(eid):
+    torch = pytest.importorskip("torch")
+    reference = solution(eid)
+    exercise = exercises.get(eid)
+
+    def candidate(*args):
+        result = reference(*args)
+        if len(exercise.outputs) == 1:
+            return torch.as_tensor(np.asarray(result))
+        return (torch.as_tensor(np.asarray(result[0])), *result[1:])
+
+    with pytest.raises(ExerciseFailed, match="should be a NumPy array.*torch tensor"):
+        check(eid, candidate)
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_in_place_modification_is_reported(eid):
+    reference = solution(eid)
+    exercise = exercises.get(eid)
+    name = _first_array_argument(exercise.make_cases(np.random.default_rng(0))[0])
+
+    def candidate(*args):
+        result = reference(*copy.deepcopy(args))
+        position = list(exercise.make_cases(np.random.default_rng(0))[0]).index(name)
+        args[position][...] = 0.0
+        return result
+
+    with pytest.raises(ExerciseFailed, match=f"modified its input `{name}` in place"):
+        check(eid, candidate)
+
+
+def test_wrong_values_without_a_matching_mutant_say_where():
+    with pytest.raises(ExerciseFailed, match=r"largest error .* at index .*got .*expected"):
+        check("tanh_prime", lambda z: 1 - np.tanh(z) ** 2 + 0.1)
+
+
+def test_hints_are_progressive_and_the_last_points_at_the_solution(capsys):
+    first = hint("sigmoid")
+    last = hint("sigmoid", level=99)
+    assert first.startswith("Hint 1/") and "last hint" in last
+    with pytest.raises(ValueError, match="level must be an integer >= 1"):
+        hint("sigmoid", level=0)
+
+
+def test_unknown_id_lists_the_known_ones():
+    with pytest.raises(KeyError, match="no exercise with id 'sigmod'.*sigmoid"):
+        check("sigmod", lambda z: z)
+
+
+def test_not_a_function_is_reported():
+    with pytest.raises(ExerciseFailed, match="expected your function, got ndarray"):
+        check("sigmoid", np.zeros(3))
