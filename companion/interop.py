@@ -1,0 +1,140 @@
+"""Copy parameters between ``torch.nn`` recurrent modules and the companion's NumPy dicts.
+
+The companion uses PyTorch's single-layer layout with the ``_l0`` suffix dropped::
+
+    torch.nn.LSTM(D, H).weight_ih_l0  <->  params["weight_ih"]   (4H, D)
+    torch.nn.LSTMCell(D, H).weight_ih <->  params["weight_ih"]   (4H, D)
+
+Supported: ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` with ``num_layers=1``, ``bidirectional=False``
+(and ``proj_size=0`` for the LSTM); ``batch_first`` does not affect parameters, so both
+settings are fine (the companion's ``forward`` is always time-major: transpose with
+``x.transpose(1, 0, 2)``).  Also ``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``.
+A module built with ``bias=False`` reads as zero biases.  Torch is imported lazily, so the rest
+of the companion works without it.
+
+Example::
+
+    params = from_torch(torch.nn.GRU(3, 5))       # float64 NumPy copies
+    outputs, h_T, cache = companion.gru.forward(x, params)
+    to_torch(params, torch.nn.GRU(3, 5))          # and back
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from companion._checks import check_params
+
+_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def module_kind(module) -> str:
+    """``"rnn"``, ``"lstm"`` or ``"gru"`` for a supported torch module; ``ValueError`` else."""
+    import torch.nn as nn
+
+    if isinstance(module, (nn.RNN, nn.RNNCell)):
+        return "rnn"
+    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
+        return "lstm"
+    if isinstance(module, (nn.GRU, nn.GRUCell)):
+        return "gru"
+    raise ValueError(
+        "module must be a torch.nn.RNN, LSTM, GRU, RNNCell, LSTMCell or GRUCell, "
+        f"got {type(module).__name__}"
+    )
+
+
+def _suffix(module) -> str:
+    """``"_l0"`` for the sequence modules (after checking they are supported), ``""`` for cells."""
+    import torch.nn as nn
+
+    module_kind(module)
+    if isinstance(module, nn.RNNCellBase):
+        return ""
+    name = type(module).__name__
+    if module.num_layers != 1:
+        raise ValueError(f"unsupported {name}: num_layers={module.num_layers}; only single-layer "
+                         "modules map onto the companion's params")
+    if module.bidirectional:
+        raise ValueError(f"unsupported {name}: bidirectional=True; only unidirectional modules "
+                         "map onto the companion's params")
+    if getattr(module, "proj_size", 0):
+        raise ValueError(f"unsupported {name}: proj_size={module.proj_size}; LSTMs with "
+                         "projections are not supported")
+    return "_l0"
+
+
+def forward_kwargs(module) -> dict:
+    """Keyword arguments that make the companion match ``module``.
+
+    ``{"nonlinearity": "tanh" | "relu"}`` for ``nn.RNN`` / ``nn.RNNCell``; ``{}`` otherwise
+    (the companion's GRU default ``reset="after"`` is PyTorch's form).
+    """
+    if module_kind(module) == "rnn":
+        return {"nonlinearity": module.nonlinearity}
+    return {}
+
+
+def from_torch(module) -> dict[str, np.ndarray]:
+    """Return ``module``'s parameters as a companion ``params`` dict of float64 NumPy copies.
+
+    Args:
+        module: a single-layer, unidirectional ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` or an
+            ``nn.RNNCell`` / ``nn.LSTMCell`` / ``nn.GRUCell``.
+
+    Returns:
+        ``{"weight_ih": (G*H, D), "weight_hh": (G*H, H), "bias_ih": (G*H,),
+        "bias_hh": (G*H,)}`` with ``G`` = 1 (RNN), 4 (LSTM, blocks i, f, g, o), 3 (GRU, blocks
+        r, z, n); zero biases if the module has ``bias=False``.
+
+    Raises:
+        ValueError: for other modules, ``num_layers > 1``, ``bidirectional=True`` or
+            ``proj_size > 0``.
+    """
+    suffix = _suffix(module)
+    weight_hh = getattr(module, "weight_hh" + suffix)
+    params = {}
+    for key in _KEYS:
+        tensor = getattr(module, key + suffix, None)
+        if tensor is None:  # bias=False
+            params[key] = np.zeros(weight_hh.shape[0], np.float64)
+        else:
+            params[key] = tensor.detach().to("cpu").double().numpy().copy()
+    return params
+
+
+def to_torch(params: dict, module):
+    """Write ``params`` into ``module``'s parameters in place (under ``torch.no_grad()``),
+    keeping the module's dtype and device; returns ``module``.
+
+    Raises:
+        ValueError: if ``module`` is unsupported (see :func:`from_torch`), the shapes differ
+            from the module's, ``params`` holds LSTM peephole weights (torch has none), or the
+            module has ``bias=False`` and a bias in ``params`` is not zero.
+    """
+    import torch
+
+    suffix = _suffix(module)
+    kind = module_kind(module)
+    peepholes = [key for key in params if key.startswith("weight_peep_")]
+    if peepholes:
+        raise ValueError(f"params has peephole weights {peepholes}; torch.nn.LSTM has no "
+                         "peephole connections")
+    input_size, hidden_size, arrays = check_params(params, gate_count=_GATES[kind])
+    if (input_size, hidden_size) != (module.input_size, module.hidden_size):
+        raise ValueError(
+            f"params have input_size D={input_size}, hidden_size H={hidden_size} but the "
+            f"{type(module).__name__} has D={module.input_size}, H={module.hidden_size}"
+        )
+    with torch.no_grad():
+        for key in _KEYS:
+            target = getattr(module, key + suffix, None)
+            if target is None:
+                if np.any(arrays[key] != 0):
+                    raise ValueError(f"params[{key!r}] is not zero but the "
+                                     f"{type(module).__name__} was built with bias=False")
+                continue
+            source = torch.from_numpy(np.ascontiguousarray(arrays[key]))
+            target.copy_(source.to(device=target.device, dtype=target.dtype))
+    return module
