@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from _torch_ref import (
+from tests._torch_ref import (
     assert_close,
     assert_matches,
     companion_sequence,
