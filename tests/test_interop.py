@@ -1,0 +1,103 @@
+"""companion.interop: parameters to and from torch.nn recurrent modules."""
+
+import numpy as np
+import pytest
+import torch
+
+from companion import gru, lstm, rnn
+from companion.interop import forward_kwargs, from_torch, module_kind, to_torch
+
+COMPANION = {"rnn": rnn, "lstm": lstm, "gru": gru}
+SEQUENCE_MODULES = [torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU]
+CELL_MODULES = [torch.nn.RNNCell, torch.nn.LSTMCell, torch.nn.GRUCell]
+
+
+@pytest.mark.parametrize("cls", SEQUENCE_MODULES + CELL_MODULES)
+def test_from_torch_gives_float64_copies_with_torch_values(cls):
+    torch.manual_seed(0)
+    module = cls(3, 5)
+    params = from_torch(module)
+    suffix = "" if cls in CELL_MODULES else "_l0"
+    gate_count = {"rnn": 1, "lstm": 4, "gru": 3}[module_kind(module)]
+    assert set(params) == {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+    assert params["weight_ih"].shape == (gate_count * 5, 3)
+    for key, value in params.items():
+        assert value.dtype == np.float64
+        tensor = getattr(module, key + suffix)
+        np.testing.assert_array_equal(value, tensor.detach().double().numpy())
+        value += 1.0  # a copy: the module is untouched
+        assert not np.allclose(value, tensor.detach().double().numpy())
+
+
+@pytest.mark.parametrize("cls", SEQUENCE_MODULES + CELL_MODULES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_to_torch_round_trip_keeps_module_dtype(cls, dtype):
+    module = cls(4, 2).to(dtype)
+    kind = module_kind(module)
+    params = COMPANION[kind].init_params(4, 2, seed=1)
+    assert to_torch(params, module) is module
+    suffix = "" if cls in CELL_MODULES else "_l0"
+    for key, value in params.items():
+        assert getattr(module, key + suffix).dtype == dtype
+    back = from_torch(module)
+    for key in params:
+        tol = 0 if dtype == torch.float64 else 1e-7
+        np.testing.assert_allclose(back[key], params[key], atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_batch_first_modules_are_fine(batch_first):
+    torch.manual_seed(1)
+    module = torch.nn.GRU(3, 4, batch_first=batch_first).double()
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    outputs, _, _ = gru.forward(x, from_torch(module))
+    x_torch = torch.from_numpy(x.transpose(1, 0, 2) if batch_first else x)
+    expected = module(x_torch)[0].detach().numpy()
+    if batch_first:
+        expected = expected.transpose(1, 0, 2)
+    np.testing.assert_allclose(outputs, expected, atol=1e-12)
+
+
+def test_relu_rnn_forward_kwargs():
+    module = torch.nn.RNN(2, 3, nonlinearity="relu").double()
+    assert forward_kwargs(module) == {"nonlinearity": "relu"}
+    assert forward_kwargs(torch.nn.LSTM(2, 3)) == {}
+    x = np.random.default_rng(1).standard_normal((4, 2, 2))
+    outputs, _, _ = rnn.forward(x, from_torch(module), **forward_kwargs(module))
+    np.testing.assert_allclose(outputs, module(torch.from_numpy(x))[0].detach().numpy(),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("module", "match"),
+    [
+        (torch.nn.LSTM(2, 3, num_layers=2), "num_layers=2"),
+        (torch.nn.GRU(2, 3, bidirectional=True), "bidirectional"),
+        (torch.nn.LSTM(2, 3, proj_size=2), "proj_size=2"),
+        (torch.nn.Linear(2, 3), "Linear"),
+    ],
+)
+def test_unsupported_modules_raise(module, match):
+    with pytest.raises(ValueError, match=match):
+        from_torch(module)
+    with pytest.raises(ValueError, match=match):
+        to_torch(lstm.init_params(2, 3), module)
+
+
+def test_bias_false():
+    module = torch.nn.LSTM(2, 3, bias=False)
+    params = from_torch(module)
+    np.testing.assert_array_equal(params["bias_ih"], np.zeros(12))
+    to_torch(params, module)  # zero biases are fine
+    params["bias_hh"][0] = 1.0
+    with pytest.raises(ValueError, match=r"bias_hh.*bias=False"):
+        to_torch(params, module)
+
+
+def test_to_torch_rejects_peepholes_and_wrong_sizes():
+    with pytest.raises(ValueError, match="peephole"):
+        to_torch(lstm.init_params(2, 3, peephole=True), torch.nn.LSTM(2, 3))
+    with pytest.raises(ValueError, match=r"D=2, hidden_size H=3 but the LSTM has D=2, H=4"):
+        to_torch(lstm.init_params(2, 3), torch.nn.LSTM(2, 4))
+    with pytest.raises(ValueError, match=r"weight_hh.*\(4\*H, H\)"):
+        to_torch(gru.init_params(2, 3), torch.nn.LSTM(2, 3))
