@@ -1,0 +1,230 @@
+"""companion.gradients: finite differences, gradcheck, Jacobian norms, gradient clipping."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from companion import gru, lstm, rnn
+from companion.gradients import (
+    GradcheckReport,
+    clip_grad_norm,
+    gradcheck,
+    jacobian_norms,
+    numerical_gradient,
+)
+from companion.interop import to_torch
+
+COMPANION = {"rnn": rnn, "lstm": lstm, "gru": gru}
+
+# --------------------------------------------------------------------------- finite differences
+
+
+def test_numerical_gradient_of_a_quadratic_and_restores_x():
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    x = np.array([0.5, -1.5])
+    original = x.copy()
+    grad = numerical_gradient(lambda v: 0.5 * v @ A @ v, x)
+    np.testing.assert_allclose(grad, A @ original, rtol=1e-8)
+    np.testing.assert_array_equal(x, original)
+
+
+def test_numerical_gradient_rejects_integer_arrays():
+    with pytest.raises(ValueError, match="floating"):
+        numerical_gradient(lambda v: float(v.sum()), np.arange(3))
+
+
+@pytest.mark.parametrize(("kind", "kwargs"), [
+    ("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}),
+    ("gru", {"reset": "after"}), ("gru", {"reset": "before"}),
+])
+def test_gradcheck_passes_on_every_cell(kind, kwargs):
+    module = COMPANION[kind]
+    rng = np.random.default_rng(0)
+    params = module.init_params(3, 4, seed=0)
+    T, B = 3, 2
+    inputs = {"x": rng.standard_normal((T, B, 3)), **params}
+    d_outputs = rng.standard_normal((T, B, 4))
+
+    def loss(arrays):
+        p = {key: arrays[key] for key in params}
+        return float(np.sum(module.forward(arrays["x"], p, **kwargs)[0] * d_outputs))
+
+    _, _, cache = module.forward(inputs["x"], params, **kwargs)
+    dx, _, grads = module.backward(d_outputs, cache)
+    report = gradcheck(loss, inputs, {"x": dx, **grads})
+    assert isinstance(report, GradcheckReport) and report.ok and bool(report), str(report)
+    text = str(report)
+    assert "weight_hh" in text and "all ok" in text and "FAIL" not in text
+
+
+def test_gradcheck_reports_a_wrong_gradient():
+    x = np.array([1.0, 2.0, 3.0])
+    report = gradcheck(lambda arrays: float(np.sum(arrays["x"] ** 2)), {"x": x},
+                       {"x": 2 * x + np.array([0.0, 0.0, 0.1])})
+    assert not report.ok
+    assert report["x"].max_abs_error == pytest.approx(0.1, rel=1e-6)
+    assert "FAIL" in str(report) and "x" in str(report)
+    with pytest.raises(ValueError, match=r"analytic\['x'\] must have shape \(3,\)"):
+        gradcheck(lambda a: 0.0, {"x": x}, {"x": np.zeros(2)})
+
+
+# --------------------------------------------------------------------------- Jacobian norms
+
+
+def _torch_module(kind, params):
+    D, H = params["weight_ih"].shape[1], params["weight_hh"].shape[1]
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    return to_torch(params, cls(D, H).double())
+
+
+def _reference_norms(kind, params, x, v, ord):
+    """torch.autograd.functional.jacobian of h_T w.r.t. the state at every step k."""
+    module = _torch_module(kind, params)
+    steps = x.shape[0]
+    _, _, cache = COMPANION[kind].forward(x[:, None, :], params)
+    x_t = torch.from_numpy(x)[:, None, :]
+    hs = torch.from_numpy(cache["hs"][:, 0])
+    norms, c_norms = [], []
+    for k in range(steps + 1):
+        if k == steps:
+            J_h = np.eye(params["weight_hh"].shape[1])
+            J_c = np.zeros_like(J_h)
+        elif kind == "lstm":
+            cs = torch.from_numpy(cache["cs"][:, 0])
+
+            def h_T(h, c, k=k):
+                return module(x_t[k:], (h[None, None], c[None, None]))[1][0][0, 0]
+            J_h, J_c = (j.numpy() for j in torch.autograd.functional.jacobian(h_T, (hs[k],
+                                                                                    cs[k])))
+        else:
+            def h_T(h, k=k):
+                return module(x_t[k:], h[None, None])[1][0, 0]
+            J_h = torch.autograd.functional.jacobian(h_T, hs[k]).numpy()
+        norms.append(np.linalg.norm(J_h, ord=ord))
+        if kind == "lstm":
+            c_norms.append(np.linalg.norm(J_c, ord=ord))
+    x_leaf = x_t.clone().requires_grad_(True)
+    h_final = module(x_leaf)[1]
+    h_final = h_final[0] if kind == "lstm" else h_final
+    (h_final[0, 0] * torch.from_numpy(v)).sum().backward()
+    dx_norms = np.linalg.norm(x_leaf.grad[:, 0].numpy(), axis=1)
+    return np.array(norms), np.array(c_norms) if kind == "lstm" else None, dx_norms
+
+
+@pytest.mark.parametrize("ord", [2, "fro"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_jacobian_norms_match_torch_autograd(kind, ord):
+    rng = np.random.default_rng(1)
+    params = COMPANION[kind].init_params(2, 3, seed=2)
+    x = rng.standard_normal((4, 2))
+    v = rng.standard_normal(3)
+    result = jacobian_norms(kind, x, params, v=v, ord=ord)
+    ref_h, ref_c, ref_x = _reference_norms(kind, params, x, v, ord)
+    assert result.dhT_dh.shape == (5,) and result.dL_dx.shape == (4,) and result.ord == ord
+    np.testing.assert_allclose(result.dhT_dh, ref_h, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(result.dL_dx, ref_x, rtol=1e-10, atol=1e-14)
+    if kind == "lstm":
+        np.testing.assert_allclose(result.dhT_dc, ref_c, rtol=1e-10, atol=1e-14)
+    else:
+        assert result.dhT_dc is None
+
+
+def test_jacobian_norms_batched_rows_are_per_sample():
+    rng = np.random.default_rng(2)
+    params = gru.init_params(3, 4, seed=0)
+    x = rng.standard_normal((6, 3, 3))
+    h0 = rng.standard_normal((3, 4))
+    batched = jacobian_norms(gru, x, params, h0, reset="before")
+    assert batched.dhT_dh.shape == (7, 3) and batched.dL_dx.shape == (6, 3)
+    for b in range(3):
+        single = jacobian_norms("gru", x[:, b], params, h0[b], reset="before")
+        np.testing.assert_allclose(batched.dhT_dh[:, b], single.dhT_dh, rtol=1e-12)
+        np.testing.assert_allclose(batched.dL_dx[:, b], single.dL_dx, rtol=1e-12)
+
+
+def test_jacobian_norms_vanish_for_a_contracting_rnn_and_are_fast():
+    params = rnn.init_params(8, 32, seed=0)
+    params["weight_hh"] *= 0.5
+    x = np.random.default_rng(0).standard_normal((100, 8))
+    start = time.perf_counter()
+    for kind, module in COMPANION.items():
+        p = params if kind == "rnn" else module.init_params(8, 32, seed=0)
+        result = jacobian_norms(kind, x, p)
+        assert result.dhT_dh.shape == (101,) and result.dhT_dh[-1] == pytest.approx(1.0)
+    assert time.perf_counter() - start < 5.0
+    small = jacobian_norms("rnn", x, params).dhT_dh
+    assert small[0] < 1e-10 < small[-2]
+
+
+def test_jacobian_norms_rejects_bad_arguments():
+    params = rnn.init_params(2, 3)
+    with pytest.raises(ValueError, match="ord"):
+        jacobian_norms("rnn", np.zeros((3, 2)), params, ord=1)
+    with pytest.raises(ValueError, match="cell"):
+        jacobian_norms("transformer", np.zeros((3, 2)), params)
+    with pytest.raises(ValueError, match=r"v must have shape \(H=3,\)"):
+        jacobian_norms("rnn", np.zeros((3, 2)), params, v=np.ones(4))
+    with pytest.raises(ValueError, match=r"x must have shape \(T, B, D=2\)"):
+        jacobian_norms("rnn", np.zeros((3, 5)), params)
+
+
+# --------------------------------------------------------------------------- clipping
+
+
+def _grads(scale=1.0):
+    rng = np.random.default_rng(0)
+    return {"weight_hh": scale * rng.standard_normal((4, 3)), "bias_hh": scale * rng.standard_normal(4)}
+
+
+def test_clip_below_threshold_returns_equal_copies():
+    grads = _grads()
+    clipped, total = clip_grad_norm(grads, 1e6)
+    assert total == pytest.approx(math.sqrt(sum(np.sum(g**2) for g in grads.values())))
+    for key in grads:
+        np.testing.assert_array_equal(clipped[key], grads[key])
+        assert clipped[key] is not grads[key]
+
+
+def test_clip_matches_torch_and_does_not_mutate():
+    grads = _grads(10.0)
+    before = {key: value.copy() for key, value in grads.items()}
+    clipped, total = clip_grad_norm(grads, 1.0)
+    tensors = [torch.nn.Parameter(torch.zeros(value.shape, dtype=torch.float64))
+               for value in grads.values()]
+    for tensor, value in zip(tensors, grads.values(), strict=True):
+        tensor.grad = torch.from_numpy(value.copy())
+    torch_total = torch.nn.utils.clip_grad_norm_(tensors, 1.0)
+    assert total == pytest.approx(float(torch_total), rel=1e-12)
+    for tensor, key in zip(tensors, grads, strict=True):
+        np.testing.assert_allclose(clipped[key], tensor.grad.numpy(), rtol=1e-12)
+        np.testing.assert_array_equal(grads[key], before[key])
+    new_norm = math.sqrt(sum(np.sum(g**2) for g in clipped.values()))
+    assert new_norm == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_huge_gradients_do_not_overflow_and_keep_dtype():
+    grads = {"a": np.full(3, 1e200), "b": np.ones(2, dtype=np.float32)}
+    clipped, total = clip_grad_norm(grads, 5.0)
+    assert total == pytest.approx(math.sqrt(3) * 1e200)
+    assert clipped["b"].dtype == np.float32
+    np.testing.assert_allclose(clipped["a"], 5.0 / math.sqrt(3), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("bad", "expected"), [(np.inf, math.inf), (np.nan, math.nan)])
+def test_clip_nonfinite(bad, expected):
+    grads = _grads()
+    grads["bias_hh"][1] = bad
+    clipped, total = clip_grad_norm(grads, 1.0)
+    assert (math.isnan(total) if math.isnan(expected) else total == expected)
+    np.testing.assert_array_equal(clipped["weight_hh"], grads["weight_hh"])
+    with pytest.raises(ValueError, match=r"non-finite values in grads \['bias_hh'\]"):
+        clip_grad_norm(grads, 1.0, error_if_nonfinite=True)
+
+
+@pytest.mark.parametrize("max_norm", [0, -1.0, math.inf, "1"])
+def test_clip_rejects_bad_max_norm(max_norm):
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grad_norm(_grads(), max_norm)
