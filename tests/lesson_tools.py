@@ -1,0 +1,104 @@
+"""Helpers shared by the lesson and book tests: find lessons, fill in their exercises with the
+reference solutions, execute them."""
+
+import ast
+import builtins
+import inspect
+import re
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from companion import exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
+CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\w+)["']""")
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def toc_files() -> set[str]:
+    """Every ``file:`` entry of _toc.yml (and the root), without extension."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    found = {toc["root"]}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.add(str(Path(node["file"]).with_suffix("")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc)
+    return found
+
+
+def checked_ids(nb) -> list[str]:
+    """Exercise ids named by the notebook's check cells, in order."""
+    return [
+        match
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for match in CHECK_CALL.findall(cell.source)
+    ]
+
+
+def _stub_name(source: str) -> str | None:
+    """The function name if the cell is a single stub ``def`` of a registered exercise."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    if len(defs) != 1 or defs[0].name not in exercises.ids():
+        return None
+    return defs[0].name if "raise NotImplementedError" in source else None
+
+
+def _solution_source(exercise_id: str) -> str:
+    """The reference's source, renamed to the exercise id, with the imports it needs."""
+    reference = exercises.solution(exercise_id)
+    source = inspect.getsource(reference)
+    source = re.sub(rf"^def {reference.__name__}\(", f"def {exercise_id}(", source, flags=re.M)
+    module = reference.__module__
+    needed = sorted(
+        name
+        for name in _global_names(reference.__code__)
+        if name in reference.__globals__ and not hasattr(builtins, name)
+    )
+    imports = f"from {module} import {', '.join(needed)}\n" if needed else ""
+    return imports + source
+
+
+def _global_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
+
+
+def solved(nb) -> tuple[nbformat.NotebookNode, list[str]]:
+    """A copy of the notebook whose exercise stubs are replaced by the reference solutions."""
+    nb = nbformat.from_dict(nb)
+    filled = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        name = _stub_name(cell.source)
+        if name:
+            cell.source = _solution_source(name)
+            filled.append(name)
+    return nb, filled
+
+
+def stream_text(cell) -> str:
+    streams = [out for out in cell.get("outputs", []) if out.output_type == "stream"]
+    return "".join(out.get("text", "") for out in streams)

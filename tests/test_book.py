@@ -1,0 +1,124 @@
+"""The book: a strict build with zero warnings, math that renders offline, collapsed
+solutions that are the tested code, and lessons whose deterministic outputs reproduce."""
+
+import inspect
+import re
+import subprocess
+import sys
+
+import pytest
+from bs4 import BeautifulSoup
+
+from companion import exercises
+
+from .lesson_tools import LESSONS, ROOT, toc_files
+
+REQUIRED_REFERENCES = [  # (first authors, title fragment) of the works the issue requires
+    ("Sepp Hochreiter and Jürgen Schmidhuber", "Long short-term memory"),
+    ("Yoshua Bengio, Patrice Simard, and Paolo Frasconi", "Learning long-term dependencies"),
+    ("Xavier Glorot and Yoshua Bengio", "Understanding the difficulty of training deep"),
+    ("Razvan Pascanu, Tomas Mikolov, and Yoshua Bengio", "On the difficulty of training"),
+    ("Felix A. Gers, Jürgen Schmidhuber, and Fred Cummins", "Learning to forget"),
+    ("Felix A. Gers, Nicol N. Schraudolph, and Jürgen Schmidhuber", "Learning precise timing"),
+    ("Kyunghyun Cho, Bart van Merriënboer", "Learning phrase representations"),
+    ("Junyoung Chung, Caglar Gulcehre", "Empirical evaluation of gated recurrent"),
+    ("Rafal Jozefowicz, Wojciech Zaremba, and Ilya Sutskever", "An empirical exploration"),
+    ("Klaus Greff, Rupesh K. Srivastava", "LSTM: a search space odyssey"),
+    ("Quoc V. Le, Navdeep Jaitly, and Geoffrey E. Hinton", "A simple way to initialize"),
+    ("Martin Arjovsky, Amar Shah, and Yoshua Bengio", "Unitary evolution recurrent"),
+    ("Christopher Olah", "Understanding LSTM networks"),
+]
+
+
+def html_pages(build_dir):
+    return sorted((build_dir / "html").rglob("*.html"))
+
+
+def soup(path):
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def test_build_log_has_no_warnings(built_book):
+    _, log = built_book
+    sphinx_warnings = [line for line in log.splitlines() if re.search(r"\bWARNING:", line)]
+    assert not sphinx_warnings, "\n".join(sphinx_warnings)
+
+
+def test_every_toc_page_is_rendered(built_book):
+    build_dir, _ = built_book
+    for page in toc_files():
+        assert (build_dir / "html" / f"{page}.html").exists(), page
+
+
+def test_math_is_served_locally_with_no_cdn(built_book):
+    build_dir, _ = built_book
+    assert (build_dir / "html/_static/mathjax/tex-chtml.js").exists()
+    fonts = list((build_dir / "html/_static/mathjax/output/chtml/fonts").rglob("*.woff"))
+    assert fonts, "MathJax's fonts were not copied"
+    for page in html_pages(build_dir):
+        for tag in soup(page).find_all(["script", "link", "img"]):
+            url = tag.get("src") or tag.get("href") or ""
+            if tag.name == "link" and tag.get("rel") not in (["stylesheet"], ["preload"]):
+                continue
+            assert not url.startswith(("http:", "https:", "//")), f"{page.name} loads {url}"
+
+
+def test_lesson_math_uses_the_local_mathjax(built_book):
+    build_dir, _ = built_book
+    page = soup(build_dir / "html/lessons/00_warmup.html")
+    sources = [tag.get("src", "") for tag in page.find_all("script")]
+    assert any(src.startswith("../_static/mathjax/tex-chtml.js") for src in sources)
+    assert "\\tag{W.2}" in page.get_text()
+
+
+def test_references_page_lists_the_required_works(built_book):
+    build_dir, _ = built_book
+    text = soup(build_dir / "html/book/references.html").get_text(" ")
+    text = re.sub(r"\s+", " ", text)
+    for authors, title in REQUIRED_REFERENCES:
+        assert f"{authors}" in text and title in text, f"{authors}: {title} is missing"
+
+
+def test_citations_are_author_year(built_book):
+    build_dir, _ = built_book
+    text = soup(build_dir / "html/book/intro.html").get_text(" ")
+    assert re.search(r"Hochreiter\s+and\s+Schmidhuber,\s+1997", text)
+
+
+def _normalise(code: str) -> str:
+    return "\n".join(line.rstrip() for line in code.strip().splitlines())
+
+
+def test_solutions_are_collapsed_and_are_the_tested_code(built_book):
+    build_dir, _ = built_book
+    checked = 0
+    for lesson in LESSONS:
+        page = soup(build_dir / "html/lessons" / f"{lesson.stem}.html")
+        solutions = page.select("div.solution")
+        for block in solutions:
+            assert "dropdown" in block["class"], "solutions must start collapsed"
+        shown = [_normalise(pre.get_text()) for block in solutions for pre in block.select("pre")]
+        for exercise_id in exercises.ids():
+            exercise = exercises.get(exercise_id)
+            if exercise.lesson != f"lessons/{lesson.name}":
+                continue
+            reference = _normalise(inspect.getsource(exercise.reference))
+            assert reference in shown, f"the solution shown for {exercise_id} is not its reference"
+            checked += 1
+    assert checked == len(exercises.ids())
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_outputs_are_reproducible_under_nbval(built_book, lesson):
+    """nbval re-runs the notebook the build executed and compares every output that is
+    deterministic (text and streams; images are skipped, cells tagged NBVAL_IGNORE_OUTPUT
+    too): seeded lessons give the same numbers twice."""
+    build_dir, _ = built_book
+    executed = build_dir / "jupyter_execute" / "lessons" / lesson.name
+    assert executed.exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
+         "-p", "no:cacheprovider", "--rootdir", str(executed.parent), str(executed)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
