@@ -80,7 +80,9 @@ def check_params(
         raise ValueError(f"params['weight_ih'] must have shape ({rows}, D), got {_shape(w_ih)}")
     for key in ("bias_ih", "bias_hh"):
         if arrays[key].shape != (gate_count * hidden,):
-            raise ValueError(f"params[{key!r}] must have shape ({rows},), got {_shape(arrays[key])}")
+            raise ValueError(
+                f"params[{key!r}] must have shape ({rows},), got {_shape(arrays[key])}"
+            )
     for key in present_optional:
         if arrays[key].shape != (hidden,):
             raise ValueError(f"params[{key!r}] must have shape (H={hidden},), got "
@@ -93,10 +95,11 @@ def check_params(
 def check_sequence(x, input_size: int) -> np.ndarray:
     """``x`` must be a finite ``(T, B, D)`` array with ``T, B >= 1``."""
     x = as_array("x", x)
-    if x.ndim != 3 or x.shape[2] != input_size or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(
-            f"x must have shape (T, B, D={input_size}) (time-major), got {_shape(x)}"
-        )
+    if x.ndim != 3 or x.shape[2] != input_size:
+        raise ValueError(f"x must have shape (T, B, D={input_size}) (time-major), got {_shape(x)}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"x must have shape (T, B, D={input_size}) (time-major) with T >= 1 "
+                         f"and B >= 1, got {_shape(x)}")
     check_finite("x", x)
     return x
 

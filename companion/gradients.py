@@ -38,8 +38,8 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
         An array of ``x``'s shape and dtype (``2 * x.size`` calls of ``f``).
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise ValueError(f"x must be a floating np.ndarray (perturbed in place), got "
-                         f"{type(x).__name__}{'' if not hasattr(x, 'dtype') else ' ' + str(x.dtype)}")
+        kind = type(x).__name__ + (f" of {x.dtype}" if hasattr(x, "dtype") else "")
+        raise ValueError(f"x must be a floating np.ndarray (perturbed in place), got {kind}")
     if not x.flags.writeable:
         raise ValueError("x must be writable: it is perturbed in place")
     grad = np.zeros_like(x)

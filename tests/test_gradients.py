@@ -176,7 +176,8 @@ def test_jacobian_norms_rejects_bad_arguments():
 
 def _grads(scale=1.0):
     rng = np.random.default_rng(0)
-    return {"weight_hh": scale * rng.standard_normal((4, 3)), "bias_hh": scale * rng.standard_normal(4)}
+    return {"weight_hh": scale * rng.standard_normal((4, 3)),
+            "bias_hh": scale * rng.standard_normal(4)}
 
 
 def test_clip_below_threshold_returns_equal_copies():

@@ -37,7 +37,7 @@ def test_to_torch_round_trip_keeps_module_dtype(cls, dtype):
     params = COMPANION[kind].init_params(4, 2, seed=1)
     assert to_torch(params, module) is module
     suffix = "" if cls in CELL_MODULES else "_l0"
-    for key, value in params.items():
+    for key in params:
         assert getattr(module, key + suffix).dtype == dtype
     back = from_torch(module)
     for key in params:

@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+
+from companion import lstm
+from companion.gradients import gradcheck
 from tests._torch_ref import (
     assert_close,
     assert_matches,
@@ -10,9 +13,6 @@ from tests._torch_ref import (
     torch_cell,
     torch_sequence,
 )
-
-from companion import lstm
-from companion.gradients import gradcheck
 
 SEEDS = range(8)
 EDGE_SIZES = [(1, 3, 4, 5), (5, 1, 2, 3), (1, 1, 1, 1), (7, 2, 6, 3)]  # T=1, B=1, D != H

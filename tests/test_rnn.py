@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from companion import rnn
 from tests._torch_ref import (
     assert_close,
     assert_matches,
@@ -10,8 +12,6 @@ from tests._torch_ref import (
     torch_cell,
     torch_sequence,
 )
-
-from companion import rnn
 
 SEEDS = range(6)
 EDGE_SIZES = [(1, 3, 4, 5), (5, 1, 2, 3), (1, 1, 1, 1), (7, 2, 6, 3)]  # T=1, B=1, D != H
