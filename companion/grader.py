@@ -43,6 +43,9 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from tqdm import tqdm
+
+from companion import exercises
 
 PASSED = "passed"
 FAILED = "failed"
@@ -338,8 +341,6 @@ def _row(notebook: str, exercise_id: str, status: str, message: str) -> Row:
 
 def points_possible(exercise_id: str) -> int:
     """The points an exercise is worth, as declared in the registry (1 if unknown)."""
-    from companion import exercises
-
     try:
         return int(exercises.get(exercise_id).points)
     except KeyError:
@@ -392,8 +393,6 @@ def grade_all(notebooks: list[Path], timeout: float = DEFAULT_TIMEOUT, jobs: int
               progress: bool = True) -> list[Report]:
     """Grade notebooks in ``jobs`` worker processes (a progress bar on stderr); the reports
     come back in the order of ``notebooks``."""
-    from tqdm import tqdm
-
     reports: dict[Path, Report] = {}
     context = multiprocessing.get_context("spawn")
     with (
