@@ -1,9 +1,7 @@
 """Small numerical helpers shared by the cells (private).
 
-* :func:`sigmoid` -- a logistic function that never overflows: for ``z >= 0`` it evaluates
-  ``1 / (1 + exp(-z))`` and for ``z < 0`` the algebraically equal ``exp(z) / (1 + exp(z))``,
-  so ``exp`` only ever sees ``-|z| <= 0``.  The result stays in ``[0, 1]`` and keeps the input's
-  floating dtype.
+(The teaching cells use the overflow-free :func:`companion.activations.sigmoid`.)
+
 * :func:`sigmoid_via_tanh_` -- the identity ``sigmoid(z) = (1 + tanh(z / 2)) / 2`` applied in
   place; the fast paths fold the ``z / 2`` into the weights so one ``tanh`` call serves all gates.
 * :class:`GateParams` -- the per-gate view of a PyTorch-layout parameter dict.
@@ -44,13 +42,6 @@ def split_gates(params: dict, names: tuple[str, ...]) -> dict[str, GateParams]:
             params["bias_hh"][rows],
         )
     return views
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Overflow-free logistic function ``1 / (1 + exp(-z))`` with values in ``[0, 1]``."""
-    z = np.asarray(z)
-    e = np.exp(-np.abs(z))  # in (0, 1], never overflows
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def sigmoid_via_tanh_(half_z: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ One step, with :math:`\sigma` the logistic function and :math:`\odot` the elemen
         \qquad \text{reset="before" (Cho et al. 2014)} \\
     h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
-Update convention as PyTorch: :math:`z_t \to 1` *keeps* the old state (Cho et al. 2014 write
-the same thing with the roles of :math:`z` and :math:`1-z` named the other way round in some
-versions of the paper).  The two reset forms differ only in whether the reset gate is applied
+Update convention as PyTorch and Cho et al. (2014): :math:`z_t \to 1` *keeps* the old state.
+(Chung et al. 2014 write :math:`h_t = (1 - z_t) h_{t-1} + z_t \tilde h_t`: their :math:`z` is our
+:math:`1 - z`.)  The two reset forms differ only in whether the reset gate is applied
 after the recurrent matmul (one fused :math:`W_{hh} h_{t-1}` per step, which is what cuDNN
 implements) or before it (a second matmul with :math:`r_t \odot h_{t-1}`).
 
@@ -29,9 +29,15 @@ Backward through one step, given :math:`\delta h_t`:
     \delta a_r = \delta a_n \odot (W_{hn} h_{t-1} + b_{hn}) \odot r_t (1 - r_t) \\
     \text{before:}\quad \delta(r_t \odot h_{t-1}) &= W_{hn}^\top \delta a_n, \qquad
     \delta a_r = \delta(r_t \odot h_{t-1}) \odot h_{t-1} \odot r_t (1 - r_t) \\
-    \delta h_{t-1} &= \delta h_t \odot z_t + W_{hh}^\top [\delta a_r; \delta a_z;
-        \delta_{hn}] \quad (\text{before: } \delta_{hn} \text{ path replaced by }
-        \delta(r_t \odot h_{t-1}) \odot r_t)
+    \text{after:}\quad \delta h_{t-1} &= \delta h_t \odot z_t + W_{hh}^\top
+        [\delta a_r; \delta a_z; \delta a_n \odot r_t] \\
+    \text{before:}\quad \delta h_{t-1} &= \delta h_t \odot z_t + W_{hr}^\top \delta a_r
+        + W_{hz}^\top \delta a_z + \delta(r_t \odot h_{t-1}) \odot r_t
+
+Weight gradients are outer products summed over batch and time; the recurrent gradient of the
+candidate block is :math:`(\delta a_n \odot r_t)\, h_{t-1}^\top` (after) or
+:math:`\delta a_n (r_t \odot h_{t-1})^\top` (before), and the two bias gradients differ only in
+the candidate block for ``reset="after"``.
 
 Parameters (``G = 3`` gates stacked in PyTorch's order **r, z, n**)::
 
@@ -53,7 +59,8 @@ from companion._checks import (
     check_step_input,
     compute_dtype,
 )
-from companion._gates import GateParams, sigmoid, split_gates, uniform_init
+from companion._gates import GateParams, sigmoid_via_tanh_, split_gates, uniform_init
+from companion.activations import sigmoid
 
 GATE_NAMES = ("r", "z", "n")
 RESET_FORMS = ("after", "before")
@@ -237,9 +244,7 @@ def forward(x, params: dict, state=None, *, reset: str = "after"):
             np.add(recurrent[:, 2 * H :], b_hn, out=hn[t])
             rz = a[:, : 2 * H]
             rz += recurrent[:, : 2 * H]
-            np.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
+            sigmoid_via_tanh_(rz)
             r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
             n += np.multiply(r, hn[t], out=scratch)
             np.tanh(n, out=n)
@@ -253,9 +258,7 @@ def forward(x, params: dict, state=None, *, reset: str = "after"):
             a = acts[t]
             rz = a[:, : 2 * H]
             rz += np.matmul(hs[t], w_rz_t, out=recurrent)
-            np.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
+            sigmoid_via_tanh_(rz)
             r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
             np.multiply(r, hs[t], out=rh[t])
             n += np.matmul(rh[t], w_hn_t, out=scratch)

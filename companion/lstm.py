@@ -62,7 +62,8 @@ from companion._checks import (
     check_step_input,
     compute_dtype,
 )
-from companion._gates import GateParams, sigmoid, split_gates, uniform_init
+from companion._gates import GateParams, sigmoid_via_tanh_, split_gates, uniform_init
+from companion.activations import sigmoid
 
 GATE_NAMES = ("i", "f", "g", "o")
 PEEPHOLE_KEYS = ("weight_peep_i", "weight_peep_f", "weight_peep_o")
@@ -324,9 +325,7 @@ def forward(x, params: dict, state=None):
         c += np.multiply(i, g, out=scratch)
         if peep:
             o += np.multiply(half_p_o, c, out=scratch)
-            np.tanh(o, out=o)
-            o *= 0.5
-            o += 0.5
+            sigmoid_via_tanh_(o)
         np.tanh(c, out=tanh_cs[t])
         np.multiply(o, tanh_cs[t], out=hs[t + 1])
 
