@@ -3,9 +3,17 @@
 One module per idea:
 
 * ``companion.activations`` – numerically stable sigmoid / tanh and their derivatives;
-* ``companion.exercises``   – the exercise registry, checks, hints and reference solutions;
-
-(further modules – cells, gradients, tasks, grader – are documented in their own files).
+* ``companion.rnn``, ``companion.lstm``, ``companion.gru`` – NumPy cells, forward and backward
+  (one step and a whole sequence), in PyTorch's parameter layout and gate order;
+* ``companion.interop`` – copy parameters between ``torch.nn`` modules and NumPy dicts;
+* ``companion.gradients`` – finite differences, a readable gradcheck, Jacobian norms through
+  time, clipping by global norm;
+* ``companion.tasks`` and ``companion.training`` – synthetic sequence tasks and a small torch
+  training loop;
+* ``companion.plots`` – the course's colour-blind-safe plot style;
+* ``companion.exercises`` – the exercise registry, checks, hints and reference solutions;
+* ``companion.grader`` – ``python -m companion grade``: grade notebooks in fresh kernels;
+* ``companion.bench`` – ``python -m companion.bench``: NumPy LSTM against ``torch.nn.LSTM``.
 """
 
 __version__ = "0.1.0"
