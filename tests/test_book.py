@@ -5,6 +5,7 @@ import inspect
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
@@ -122,3 +123,27 @@ def test_lesson_outputs_are_reproducible_under_nbval(built_book, lesson):
         capture_output=True, text=True, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_a_lesson_that_raises_fails_the_build(tmp_path):
+    """The book's own configuration, with a lesson whose cell raises: the build must fail
+    (no allow_errors, executed afresh)."""
+    import nbformat
+
+    for name in ("_config.yml", "references.bib"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: broken\n")
+    (tmp_path / "intro.md").write_text("# Intro\n\nA page.\n")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Broken"),
+                nbformat.v4.new_code_cell("raise RuntimeError('this lesson is broken')")]
+    nbformat.write(nb, tmp_path / "broken.ipynb")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jupyter_book), "build", str(tmp_path), "-n", "-W", "--keep-going"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode != 0
+    assert "this lesson is broken" in proc.stdout + proc.stderr
