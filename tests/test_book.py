@@ -78,6 +78,9 @@ def test_references_page_lists_the_required_works(built_book):
     text = re.sub(r"\s+", " ", text)
     for authors, title in REQUIRED_REFERENCES:
         assert f"{authors}" in text and title in text, f"{authors}: {title} is missing"
+    # the list is labelled author-year, like the citations in the text
+    assert re.search(r"\[\s*Hochreiter and Schmidhuber, 1997\s*\]", text)
+    assert re.search(r"\[\s*Pascanu et al\., 2013\s*\]", text)
 
 
 def test_citations_are_author_year(built_book):
