@@ -5,6 +5,7 @@ message."""
 
 import copy
 import itertools
+import re
 import types
 
 import numpy as np
@@ -193,3 +194,31 @@ def test_unknown_id_lists_the_known_ones():
 def test_not_a_function_is_reported():
     with pytest.raises(ExerciseFailed, match="expected your function, got ndarray"):
         check("sigmoid", np.zeros(3))
+
+
+def test_an_endless_loop_is_reported_not_hung(monkeypatch):
+    monkeypatch.setattr(exercises.get("tanh_prime"), "time_limit", 0.5)
+
+    def tanh_prime(z):
+        while True:
+            try:
+                pass
+            except Exception:  # a learner's blanket except must not swallow the time limit
+                pass
+
+    with pytest.raises(ExerciseFailed, match=r"did not return within 0.5 s.*endless loop"):
+        check("tanh_prime", tanh_prime)
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (lambda z: (1 - np.tanh(z) ** 2).astype(complex), "real numbers, got dtype complex128"),
+        (lambda z: (1 - np.tanh(z) ** 2).astype(object), "real numbers, got dtype object"),
+        (lambda z: "1 - tanh(z)**2", "should be a NumPy array, got str"),
+        (lambda z: True, "should be a NumPy array, got bool"),
+    ],
+)
+def test_garbage_outputs_get_feedback_not_a_crash(returned, message):
+    with pytest.raises(ExerciseFailed, match=re.escape(message)):
+        check("tanh_prime", returned)

@@ -24,11 +24,14 @@ import ast
 import copy
 import inspect
 import os
+import signal
 import sysconfig
 import textwrap
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +100,9 @@ class Exercise:
         Where the book derives what the exercise implements, e.g. "eq. (2.3), chapter 2".
     what:
         What a pass proves, printed on success.
+    time_limit:
+        Seconds one call of the learner's function may take before the check reports an
+        endless loop (enforced with ``SIGALRM`` where the platform and thread allow it).
     """
 
     id: str
@@ -113,6 +119,7 @@ class Exercise:
     atol: float = 1e-10
     warnings_are_errors: bool = True
     lesson: str = ""
+    time_limit: float = 30.0
 
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -299,9 +306,39 @@ def _learner_traceback(error: BaseException) -> str:
     return "".join(lines).rstrip()
 
 
+class _TimedOut(BaseException):
+    """Raised inside the learner's function when it runs past the time limit (a
+    BaseException, so that the learner's own ``except Exception`` cannot swallow it)."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _TimedOut()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _check_case(exercise: Exercise, candidate: Callable, case: dict) -> None:
     try:
-        got = _call(candidate, case)
+        with _time_limit(exercise.time_limit):
+            got = _call(candidate, case)
+    except _TimedOut:
+        raise ExerciseFailed(
+            f"your function did not return within {exercise.time_limit:g} s on "
+            f"{_describe(case)}: is there an endless loop?"
+        ) from None
     except NotImplementedError:
         raise _NotStarted(" (your function still raises NotImplementedError)") from None
     except Exception as error:  # the learner's bug, reported, never ours
@@ -375,11 +412,7 @@ def _check_types_and_shapes(exercise, outputs, expected_outputs, case) -> None:
             _check_dict_output(spec, got, want, case)
             continue
         want = np.asarray(want)
-        if not isinstance(got, np.ndarray | np.generic | float | int):
-            raise ExerciseFailed(
-                f"output `{spec.name}` should be a NumPy array, got {type(got).__name__}"
-                + (" (call .detach().numpy() on a torch tensor)" if _is_tensor(got) else "")
-            )
+        _check_numeric(f"output `{spec.name}`", got)
         shape = np.shape(got)
         if shape != want.shape:
             raise ExerciseFailed(
@@ -401,6 +434,7 @@ def _check_dict_output(spec, got, want, case) -> None:
             f"output `{spec.name}` has the wrong keys: missing {missing}, unexpected {extra}"
         )
     for key in want:
+        _check_numeric(f"`{spec.name}[{key!r}]`", got[key])
         if np.shape(got[key]) != np.shape(want[key]):
             raise ExerciseFailed(
                 f"`{spec.name}[{key!r}]` has shape {np.shape(got[key])}, expected "
@@ -408,12 +442,20 @@ def _check_dict_output(spec, got, want, case) -> None:
             )
 
 
+def _check_numeric(name: str, value) -> None:
+    """Outputs must be real numbers: a NumPy array or scalar, or a Python int/float."""
+    if not isinstance(value, np.ndarray | np.generic | float | int) or isinstance(value, bool):
+        raise ExerciseFailed(
+            f"{name} should be a NumPy array, got {type(value).__name__}"
+            + (" (call .detach().numpy() on a torch tensor)" if _is_tensor(value) else "")
+        )
+    dtype = np.asarray(value).dtype
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ExerciseFailed(f"{name} should hold real numbers, got dtype {dtype}")
+
+
 def _is_tensor(value) -> bool:
     return type(value).__module__.startswith("torch")
-
-
-def _flat_outputs(outputs) -> list[tuple[str, np.ndarray]]:
-    return [(name, np.asarray(value, dtype=float)) for name, value in _named(outputs)]
 
 
 def _named(outputs, names=None):
