@@ -1,0 +1,194 @@
+"""Helpers of the browser tests: find Debian's Chromium, serve the built site on 127.0.0.1,
+and load a page while recording everything that can go wrong on it (console errors, page
+errors, failed requests, requests that leave the machine)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+INSTALL_HINT = (
+    "The browser tests drive Debian's Chromium in headless mode, and it is not installed.\n"
+    "Install it with\n\n"
+    "    sudo apt-get update && sudo apt-get install -y chromium chromium-driver\n\n"
+    "(CI's .ci/run does this), or point the CHROMIUM environment variable at a Chromium or "
+    "Chrome binary. Then rerun: python -m pytest tests/test_browser.py"
+)
+PLAYWRIGHT_HINT = (
+    "The browser tests need the Playwright Python package (pinned in requirements.txt): "
+    "python -m pip install -r requirements.txt. Do NOT run `playwright install`: the tests "
+    "use Debian's Chromium, not a downloaded browser."
+)
+
+# Offline and quiet: without the background-networking flags Chromium calls Google hosts
+# (updates, safe browsing...), which fail on a closed network and pollute the request logs.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+LOCAL_HOSTS = {"127.0.0.1"}
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary: $CHROMIUM, else chromium / chromium-browser on the PATH."""
+    candidate = os.environ.get("CHROMIUM")
+    if candidate:
+        return shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".ipynb": "application/x-ipynb+json",
+        ".js": "text/javascript",
+        ".woff": "font/woff",
+        ".woff2": "font/woff2",
+    }
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@contextmanager
+def serve(directory: Path):
+    """Serve ``directory`` on http://127.0.0.1:<free port>/ from a thread; yields the base URL
+    (ending with a slash)."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def launch_browser(playwright, executable: str):
+    """A headless Chromium with a fresh profile (user data dir) that is removed afterwards."""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    context = playwright.chromium.launch_persistent_context(
+        profile,
+        executable_path=executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 900},
+        accept_downloads=True,
+        service_workers="block",
+    )
+    try:
+        yield context
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclass
+class PageLog:
+    """What happened while a page loaded."""
+
+    url: str
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        found = [
+            f"console error: {text}"
+            for text in self.console_errors
+            if not _is_favicon_probe(text)
+        ]
+        found += [f"uncaught exception: {text}" for text in self.page_errors]
+        found += [
+            f"failed request: {text}"
+            for text in self.failed_requests
+            if not _is_favicon_probe(text)
+        ]
+        found += [
+            f"request leaves the machine: {url}" for url in self.requests if not is_local(url)
+        ]
+        return found
+
+
+def _is_favicon_probe(text: str) -> bool:
+    """Chromium asks every origin for /favicon.ico on its own; the book declares no icon, so
+    that probe 404s. It is the browser's request, not the page's (no page links to it)."""
+    return bool(re.search(r"https?://127\.0\.0\.1:\d+/favicon\.ico\b", text))
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in ("data", "blob", "about"):
+        return True
+    return parts.scheme in ("http", "https") and parts.hostname in LOCAL_HOSTS
+
+
+def record(page, url: str) -> PageLog:
+    """Attach listeners to ``page`` that fill a :class:`PageLog`."""
+    log = PageLog(url)
+
+    def on_console(message):
+        if message.type == "error":
+            location = message.location or {}
+            log.console_errors.append(f"{message.text} ({location.get('url', '?')})")
+
+    def on_response(response):
+        if response.status >= 400:
+            log.failed_requests.append(f"{response.url} -> HTTP {response.status}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: log.page_errors.append(str(error)))
+    page.on("request", lambda request: log.requests.append(request.url))
+    page.on(
+        "requestfailed",
+        lambda request: log.failed_requests.append(f"{request.url} -> {request.failure}"),
+    )
+    page.on("response", on_response)
+    return log
+
+
+def wait_for_mathjax(page, timeout_ms: int = 30_000) -> bool:
+    """Wait until MathJax has typeset the page; False when the page does not load MathJax."""
+    has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined'")
+    if not has_mathjax:
+        return False
+    page.wait_for_function(
+        "() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise",
+        timeout=timeout_ms,
+    )
+    page.evaluate("() => window.MathJax.startup.promise")
+    return True
+
+
+def wait_for_images(page, timeout_ms: int = 15_000) -> None:
+    """Make lazy images load and wait until every image finished (loaded or failed)."""
+    page.evaluate(
+        "() => document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')"
+    )
+    page.wait_for_function(
+        "() => Array.from(document.images).every(i => i.complete)", timeout=timeout_ms
+    )
