@@ -14,7 +14,8 @@ In a lesson::
 Each lesson's exercises live in their own module and register themselves on import.
 """
 
-from companion.exercises import warmup  # noqa: F401  (registers the warm-up exercises)
+from companion.exercises import warmup  # noqa: F401, I001  (registers the warm-up exercises)
+from companion.exercises import ch01_rnn, ch02_bptt  # noqa: F401  (chapters 1 and 2)
 from companion.exercises.core import (
     FAILED,
     NOT_STARTED,
