@@ -72,6 +72,7 @@ def _solution_source(exercise_id: str) -> str:
         name
         for name in _global_names(reference.__code__)
         if name in reference.__globals__ and not hasattr(builtins, name)
+        and name not in exercises.ids()  # the lesson defines (and checks) those itself
     )
     imports = f"from {module} import {', '.join(needed)}\n" if needed else ""
     return imports + source
