@@ -150,8 +150,6 @@ def train_classifier(model: nn.Module, train_data, *, steps: int, batch_size: in
         A :class:`History`. Training stops early, with ``History.diverged_at`` set, if the
         loss or the gradient norm becomes inf or NaN.
     """
-    from tqdm.auto import tqdm
-
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -177,7 +175,12 @@ def train_classifier(model: nn.Module, train_data, *, steps: int, batch_size: in
 
     evaluate(0)
     model.train()
-    for step in tqdm(range(1, steps + 1), disable=not progress, desc="training"):
+    step_range = range(1, steps + 1)
+    if progress:
+        from tqdm import tqdm  # the plain text bar: works in a terminal and in a notebook
+
+        step_range = tqdm(step_range, desc="training")
+    for step in step_range:
         batch = torch.randint(tokens.shape[1], (batch_size,), generator=generator)
         loss = loss_fn(model(tokens[:, batch]), targets[batch])
         opt.zero_grad()
