@@ -87,8 +87,8 @@ def init_params(
         dtype: floating dtype of every array.
         forget_bias: if not ``0.0``, the forget block of ``bias_ih`` is set to ``forget_bias``
             and the forget block of ``bias_hh`` to ``0``, so the forget gate's total bias is
-            exactly ``forget_bias`` (Gers et al. 2000 and Jozefowicz et al. 2015 use ``1.0``
-            so that the cell remembers by default: :math:`f_t \approx \sigma(1) \approx 0.73`).
+            exactly ``forget_bias`` (Jozefowicz et al. 2015 recommend ``1.0``, so that the
+            cell starts out remembering: :math:`f_t \approx \sigma(1) \approx 0.73`).
             With ``0.0`` (default) the biases keep PyTorch's random init.
         peephole: add ``weight_peep_i``, ``weight_peep_f``, ``weight_peep_o`` (each ``(H,)``,
             drawn from the same uniform after the other parameters).
