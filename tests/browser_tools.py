@@ -45,6 +45,13 @@ CHROMIUM_ARGS = [
 LOCAL_HOSTS = {"127.0.0.1"}
 
 
+def missing_chromium_message() -> str:
+    configured = os.environ.get("CHROMIUM")
+    if configured:
+        return f"CHROMIUM={configured} is not a Chromium binary.\n\n" + INSTALL_HINT
+    return INSTALL_HINT
+
+
 def find_chromium() -> str | None:
     """The Chromium binary: $CHROMIUM, else chromium / chromium-browser on the PATH."""
     candidate = os.environ.get("CHROMIUM")

@@ -40,7 +40,7 @@ META_REFRESH = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)
 def chromium_path():
     path = bt.find_chromium()
     if path is None:
-        pytest.fail(bt.INSTALL_HINT, pytrace=False)
+        pytest.fail(bt.missing_chromium_message(), pytrace=False)
     return path
 
 
@@ -152,7 +152,7 @@ def lesson_page(book_site: Site, lesson: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def book_site(site, browser):
+def book_site(browser, site):  # the browser first: no Chromium fails before the build
     html, base_url = site
     return Site(html, base_url, browser)
 
