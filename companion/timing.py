@@ -32,6 +32,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_DIR = ROOT / "lessons"
@@ -121,6 +122,7 @@ def measure(paths: list[Path], repeat: int = 1, timeout: float = DEFAULT_TIMEOUT
     cpus_used = _pin_cpus(cpus)
     lessons = []
     for path in paths:
+        log(f"{path.name}: running...")
         runs = []
         for attempt in range(repeat):
             seconds = time_lesson(path, timeout=timeout)
@@ -206,9 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"{COMMAND}: no lessons found in {LESSONS_DIR}", file=sys.stderr)
         return 2
-    record = measure(paths, repeat=max(1, arguments.repeat), timeout=arguments.timeout,
-                     cpus=arguments.cpus or None,
-                     log=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        record = measure(paths, repeat=max(1, arguments.repeat), timeout=arguments.timeout,
+                         cpus=arguments.cpus or None,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+        print(f"{COMMAND}: a lesson did not run to the end, nothing written:\n{error}",
+              file=sys.stderr)
+        return 1
     if arguments.dry_run:
         print(render_markdown(record))
         return 0
