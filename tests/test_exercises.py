@@ -98,7 +98,33 @@ def test_use_falls_back_to_the_reference_until_the_candidate_passes(capsys):
 
 
 def _first_array_argument(case):
-    return next(name for name, value in case.items() if isinstance(value, np.ndarray))
+    """(position, name) of the first argument that is an array or a dict holding arrays."""
+    for position, (name, value) in enumerate(case.items()):
+        if isinstance(value, np.ndarray) or (
+            isinstance(value, dict) and any(isinstance(v, np.ndarray) for v in value.values())
+        ):
+            return position, name
+    raise AssertionError("no array argument to modify")
+
+
+def _replace_first_array_output(exercise, result, transform):
+    """The reference's result with its first array output (or first array in a dict output)
+    passed through ``transform``; returns (new result, the name the check should report)."""
+    outputs = [result] if len(exercise.outputs) == 1 else list(result)
+    for index, (spec, value) in enumerate(zip(exercise.outputs, outputs, strict=True)):
+        if isinstance(value, dict):
+            key = sorted(value)[0]
+            outputs[index] = {**value, key: transform(value[key])}
+            name = f"{spec.name}[{key!r}]"
+            break
+        if isinstance(value, np.ndarray | np.generic | float | int):  # arrays and scalars
+            outputs[index] = transform(value)
+            name = spec.name
+            break
+    else:
+        raise AssertionError("no array output")
+    new = outputs[0] if len(exercise.outputs) == 1 else tuple(outputs)
+    return new, name
 
 
 @pytest.mark.parametrize("eid", ALL_IDS)
@@ -124,21 +150,23 @@ def test_none_is_reported(eid):
 
 
 @pytest.mark.parametrize("eid", ALL_IDS)
-def test_wrong_shape_names_the_output_and_its_symbolic_shape(eid):
+def test_wrong_shape_names_the_output_and_its_expected_shape(eid):
     reference = solution(eid)
     exercise = exercises.get(eid)
-    first = exercise.outputs[0]
+    reported = {}
 
     def candidate(*args):
-        result = reference(*args)
-        if len(exercise.outputs) == 1:
-            return np.asarray(result)[..., None]
-        return (np.asarray(result[0])[..., None], *result[1:])
+        result, reported["name"] = _replace_first_array_output(
+            exercise, reference(*args), lambda a: np.asarray(a)[..., None]
+        )
+        return result
 
     with pytest.raises(ExerciseFailed) as failure:
         check(eid, candidate)
-    assert f"`{first.name}` has shape" in str(failure.value)
-    assert first.shape in str(failure.value)
+    message = str(failure.value)
+    assert f"`{reported['name']}` has shape" in message
+    spec = next(o for o in exercise.outputs if reported["name"].startswith(o.name))
+    assert spec.shape in message or "(the shape of params[" in message
 
 
 @pytest.mark.parametrize("eid", ALL_IDS)
@@ -148,10 +176,10 @@ def test_torch_tensor_output_is_a_type_error(eid):
     exercise = exercises.get(eid)
 
     def candidate(*args):
-        result = reference(*args)
-        if len(exercise.outputs) == 1:
-            return torch.as_tensor(np.asarray(result))
-        return (torch.as_tensor(np.asarray(result[0])), *result[1:])
+        result, _ = _replace_first_array_output(
+            exercise, reference(*args), lambda a: torch.as_tensor(np.asarray(a))
+        )
+        return result
 
     with pytest.raises(ExerciseFailed, match="should be a NumPy array.*torch tensor"):
         check(eid, candidate)
@@ -161,12 +189,14 @@ def test_torch_tensor_output_is_a_type_error(eid):
 def test_in_place_modification_is_reported(eid):
     reference = solution(eid)
     exercise = exercises.get(eid)
-    name = _first_array_argument(exercise.make_cases(np.random.default_rng(0))[0])
+    position, name = _first_array_argument(exercise.make_cases(np.random.default_rng(0))[0])
 
     def candidate(*args):
         result = reference(*copy.deepcopy(args))
-        position = list(exercise.make_cases(np.random.default_rng(0))[0]).index(name)
-        args[position][...] = 0.0
+        target = args[position]
+        if isinstance(target, dict):
+            target = next(v for v in target.values() if isinstance(v, np.ndarray))
+        target[...] = 0.0
         return result
 
     with pytest.raises(ExerciseFailed, match=f"modified its input `{name}` in place"):
