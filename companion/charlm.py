@@ -152,13 +152,15 @@ class CharHistory:
         grad_norm: global gradient norm at every step, before clipping.
         eval_steps: steps after which the validation perplexity was measured (0 = before).
         val_perplexity: the validation perplexity at those steps.
-        seconds: wall-clock time of the training loop.
+        eval_seconds: training time (wall clock, evaluations excluded) at those steps.
+        seconds: wall-clock time of the whole training loop, evaluations included.
     """
 
     loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     val_perplexity: list[float] = field(default_factory=list)
+    eval_seconds: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
     def train_perplexity(self, window: int = 50) -> np.ndarray:
@@ -207,10 +209,13 @@ def train_charlm(model: CharLM, train_ids: np.ndarray, val_ids: np.ndarray, *, s
     history = CharHistory()
     history.eval_steps.append(0)
     history.val_perplexity.append(evaluate_perplexity(model, val_ids))
+    history.eval_seconds.append(0.0)
     offsets = np.arange(seq_len + 1)
     start = time.perf_counter()
+    training_time = 0.0
     model.train()
     for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress):
+        tic = time.perf_counter()
         starts = generator.integers(0, len(train_ids) - seq_len - 1, size=batch_size)
         windows = torch.from_numpy(train_ids[starts[None, :] + offsets[:, None]])
         logits, _ = model(windows[:-1])
@@ -222,9 +227,11 @@ def train_charlm(model: CharLM, train_ids: np.ndarray, val_ids: np.ndarray, *, s
         optimizer.step()
         history.loss.append(loss.item())
         history.grad_norm.append(float(norm))
+        training_time += time.perf_counter() - tic
         if step % eval_every == 0 or step == steps:
             history.eval_steps.append(step)
             history.val_perplexity.append(evaluate_perplexity(model, val_ids))
+            history.eval_seconds.append(training_time)
     history.seconds = time.perf_counter() - start
     return history
 

@@ -1,0 +1,277 @@
+"""Chapters 6 and 7 beyond the generic exercise tests: parameter counts against torch, the
+adding problem and its 1/6 baseline, the copy task, the forget-gate bias on a real LSTM, the
+resumable sweep, the shipped sweep results, and the offline corpus and character model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from companion import charlm, experiments
+from companion.tasks import (
+    ADDING_BASELINE_MSE,
+    COPY_GO,
+    adding_problem,
+    adding_task,
+    copy_task,
+)
+
+# ------------------------------------------------------------------------------- chapter 6
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize(("D", "H"), [(1, 1), (2, 32), (8, 37), (30, 7)])
+def test_param_count_equals_torch(cell, D, H):
+    layer = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](D, H)
+    assert experiments.param_count(cell, D, H) == sum(p.numel() for p in layer.parameters())
+
+
+def test_param_count_is_vectorised_and_matched_sizes_are_closest():
+    sizes = np.array([3, 10, 64])
+    counts = experiments.param_count("gru", 5, sizes)
+    assert counts.shape == (3,)
+    assert counts.tolist() == [int(experiments.param_count("gru", 5, h)) for h in sizes]
+    budget = int(experiments.param_count("lstm", 2, 32))
+    assert experiments.matched_hidden_size("lstm", 2, budget) == 32
+    h = experiments.matched_hidden_size("gru", 2, budget)
+    gaps = [abs(int(experiments.param_count("gru", 2, k)) - budget) for k in (h - 1, h, h + 1)]
+    assert gaps[1] == min(gaps)
+
+
+def test_adding_baseline_is_one_sixth_analytically_and_numerically():
+    assert ADDING_BASELINE_MSE == pytest.approx(2 / 12)
+    inputs, targets, _ = adding_task(400_000, 20, seed=0)
+    assert np.mean((targets - 1) ** 2) == pytest.approx(1 / 6, abs=2e-3)
+    assert targets.mean() == pytest.approx(1.0, abs=3e-3)
+    # the best constant is the mean: any other constant does worse
+    assert np.mean((targets - 0.9) ** 2) > np.mean((targets - 1) ** 2)
+
+
+def test_adding_task_marks_one_step_in_each_half_and_targets_their_sum():
+    T, B = 11, 500
+    inputs, targets, positions = adding_task(B, T, seed=3)
+    assert inputs.shape == (T, B, 2) and targets.shape == (B,) and positions.shape == (2, B)
+    markers = inputs[..., 1]
+    assert np.all(markers.sum(axis=0) == 2)
+    assert np.all(positions[0] < T // 2) and np.all(positions[1] >= T // 2)
+    assert np.all((inputs[..., 0] >= 0) & (inputs[..., 0] < 1))
+    np.testing.assert_allclose(targets, (inputs[..., 0] * markers).sum(axis=0))
+    again = adding_task(B, T, seed=3)
+    np.testing.assert_array_equal(again.inputs, inputs)
+
+
+def test_adding_task_follows_its_documented_draw_order():
+    T, B = 9, 4
+    rng = np.random.default_rng(5)
+    values = rng.random((T, B))
+    first, second = rng.integers(0, T // 2, size=B), rng.integers(T // 2, T, size=B)
+    inputs, targets = adding_problem(values, np.stack([first, second]))
+    task = adding_task(B, T, seed=5)
+    np.testing.assert_array_equal(task.inputs, inputs)
+    np.testing.assert_array_equal(task.targets, targets)
+
+
+def test_adding_task_as_tensors_and_argument_errors():
+    inputs, targets, positions = adding_task(3, 6, seed=0, as_tensors=True)
+    assert inputs.dtype == torch.float32 and targets.dtype == torch.float32
+    assert positions.dtype == torch.int64
+    with pytest.raises(ValueError, match="length"):
+        adding_task(3, 1, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        adding_task(3, 5, seed=-1)
+
+
+def test_copy_task_layout():
+    task = copy_task(50, 7, seed=0, n_remember=3, n_symbols=5)
+    K = task.n_remember
+    assert task.inputs.shape == (2 * K + 7, 50) and task.targets.shape == (K, 50)
+    np.testing.assert_array_equal(task.inputs[:K] - 2, task.targets)
+    assert np.all(task.inputs[K:K + 7] == 0) and np.all(task.inputs[K + 7] == COPY_GO)
+    assert np.all(task.inputs[K + 8:] == 0)
+    assert task.vocab_size == 7 and task.targets.max() < 5
+
+
+def test_forget_gate_bias_sets_the_forget_gate_of_a_real_lstm():
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(3, 6)
+    ih, hh = layer.bias_ih_l0.detach().numpy().copy(), layer.bias_hh_l0.detach().numpy().copy()
+    new_ih, new_hh = experiments.forget_gate_bias(ih, hh, 1.0)
+    np.testing.assert_array_equal(ih, layer.bias_ih_l0.detach().numpy())  # not in place
+    total = new_ih + new_hh
+    np.testing.assert_allclose(total[6:12], 1.0)
+    for rows in (slice(0, 6), slice(12, 24)):
+        np.testing.assert_array_equal(total[rows], (ih + hh)[rows])
+    model = experiments.SequenceModel("lstm", "adding", 6, seed=0, forget_bias=1.0)
+    bias = (model.recurrent.bias_ih_l0 + model.recurrent.bias_hh_l0).detach().numpy()
+    np.testing.assert_allclose(bias[6:12], 1.0)
+
+
+def test_run_one_is_reproducible_and_scores_against_the_baseline():
+    config = experiments.TINY
+    a = experiments.run_one("adding", "gru", 6, 0, config)
+    b = experiments.run_one("adding", "gru", 6, 0, config)
+    assert a["score"] == b["score"] and a["train_loss"] == b["train_loss"]
+    assert a["eval_steps"] == [0, 10, 20]
+    assert a["success"] == (a["final_score"] <= ADDING_BASELINE_MSE / 10)
+    assert a["ms_per_step"] > 0 and a["recurrent_params"] == int(
+        experiments.param_count("gru", 2, a["hidden_size"]))
+
+
+def _tiny_config():
+    return experiments.SweepConfig(
+        lengths={"adding": [4], "gap": [1]}, models=("rnn", "lstm_fb1"), seeds=(0, 1),
+        steps=4, eval_every=2, n_test=16, lstm_hidden=4, timing_lengths=(4,), timing_repeats=1)
+
+
+def test_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
+    path = tmp_path / "sweep.jsonl"
+    config = _tiny_config()
+    expected = len(config.runs()) + len(config.timing_lengths)
+    calls = []
+    real_run_one = experiments.run_one
+
+    def interrupted(task, model, length, seed, config):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append((task, model, length, seed))
+        return real_run_one(task, model, length, seed, config)
+
+    monkeypatch.setattr(experiments, "run_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_sweep(config, path, progress=False)
+    meta, records, summary = experiments.load_sweep(path)
+    assert meta["config"] == config.as_json() and summary is None
+    assert len(records) == 1 + 3  # the timing and three runs survived the interruption
+    # a run cut off mid-line is ignored and redone
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"type": "run", "task": "adding", "mod')
+
+    done = []
+    monkeypatch.setattr(experiments, "run_one",
+                        lambda *args: done.append(args[:4]) or real_run_one(*args))
+    experiments.run_sweep(config, path, progress=False)
+    assert len(done) == len(config.runs()) - 3
+    assert not set(done) & set(calls)
+    meta, records, summary = experiments.load_sweep(path)
+    assert len(records) == expected and summary["runs"] == expected
+    assert summary["training_seconds"] == pytest.approx(sum(r["wall_s"] for r in records))
+    unreadable = []
+    for line in path.read_text().splitlines():
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            unreadable.append(line)
+    assert unreadable == ['{"type": "run", "task": "adding", "mod']
+
+    done.clear()
+    experiments.run_sweep(config, path, progress=False)  # complete: nothing to do
+    assert done == []
+
+
+def test_sweep_refuses_a_file_made_with_another_configuration(tmp_path):
+    path = tmp_path / "sweep.jsonl"
+    config = _tiny_config()
+    experiments.run_sweep(config, path, progress=False)
+    other = experiments.SweepConfig(**{**config.__dict__, "steps": 5})
+    with pytest.raises(ValueError, match="another configuration"):
+        experiments.run_sweep(other, path, progress=False)
+
+
+def test_shipped_sweep_results_are_complete():
+    meta, records, summary = experiments.load_sweep()
+    assert meta["config"] == experiments.FULL.as_json()
+    runs = [r for r in records if r["type"] == "run"]
+    keys = {(r["task"], r["model"], r["length"], r["seed"]) for r in runs}
+    assert keys == set(experiments.FULL.runs())
+    timings = [r for r in records if r["type"] == "timing"]
+    assert sorted(r["length"] for r in timings) == sorted(experiments.FULL.timing_lengths)
+    assert summary is not None and summary["runs"] == len(records)
+    assert summary["training_seconds"] > 0
+    for run in runs:
+        assert len(run["score"]) == len(run["eval_steps"])
+        assert run["success"] == experiments.TASKS[run["task"]].succeeded(run["final_score"])
+
+
+def test_command_line_tiny_sweep(tmp_path, capsys):
+    out = tmp_path / "tiny.jsonl"
+    assert experiments.main(["--tiny", "--out", str(out)]) == 0
+    assert "runs in" in capsys.readouterr().out
+    _, records, summary = experiments.load_sweep(out)
+    assert len(records) == len(experiments.TINY.runs()) + len(experiments.TINY.timing_lengths)
+    assert summary is not None
+
+
+# ------------------------------------------------------------------------------- chapter 7
+
+
+def test_corpus_is_shipped_with_the_package_and_loads_offline():
+    text = charlm.load_corpus()
+    assert charlm.CORPUS_FILE.parent.name == "data"
+    assert charlm.CORPUS_FILE.parent.parent.name == "companion"
+    assert 20_000 < len(text) < 100_000
+    assert text.isascii()
+    vocab = charlm.CharVocabulary.from_text(text)
+    assert vocab.decode(vocab.encode(text)) == text
+    train, val = charlm.train_val_split(text)
+    assert 0.05 < len(val) / len(text) < 0.15
+    assert set(val) <= set(train)  # every validation character is seen in training
+
+
+def test_perplexity_reference_matches_torch_cross_entropy():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((40, 7)) * 3 + 500  # shifted: no overflow allowed
+    targets = rng.integers(0, 7, size=40)
+    expected = torch.exp(torch.nn.functional.cross_entropy(
+        torch.tensor(logits), torch.tensor(targets))).item()
+    with np.errstate(all="raise"):
+        assert charlm.perplexity(logits, targets) == pytest.approx(expected, rel=1e-12)
+    uniform = np.zeros((5, 9))
+    assert charlm.perplexity(uniform, np.arange(5)) == pytest.approx(9.0)
+
+
+def test_sampling_is_the_inverse_cdf_of_rng_choice():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((300, 6))
+    u = np.random.default_rng(2).random(300)
+    probs, samples = charlm.sample_with_temperature(logits, 0.7, u)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    z = logits / 0.7
+    np.testing.assert_allclose(probs, np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+    replay = np.random.default_rng(2)
+    by_choice = [replay.choice(6, p=row) for row in probs]
+    np.testing.assert_array_equal(samples, by_choice)
+    # temperature -> 0 is greedy
+    _, greedy = charlm.sample_with_temperature(logits, 1e-3, np.full(300, 0.5))
+    np.testing.assert_array_equal(greedy, logits.argmax(axis=1))
+
+
+def test_char_model_trains_and_generates_reproducibly():
+    text = charlm.load_corpus()
+    vocab = charlm.CharVocabulary.from_text(text)
+    train, val = charlm.train_val_split(text)
+    results = []
+    for _ in range(2):
+        model = charlm.CharLM(len(vocab), cell="gru", hidden_size=16, embedding_dim=8, seed=0)
+        history = charlm.train_charlm(model, vocab.encode(train), vocab.encode(val), steps=30,
+                                      seq_len=32, batch_size=8, eval_every=15, progress=False)
+        sample = charlm.generate(model, vocab, "The ", 40, temperature=1.0,
+                                 rng=np.random.default_rng(0))
+        results.append((history.val_perplexity, sample))
+    assert results[0] == results[1]
+    perplexities, sample = results[0]
+    assert perplexities[0] == pytest.approx(len(vocab), rel=0.2)  # untrained: about uniform
+    assert perplexities[-1] < perplexities[0]
+    assert sample.startswith("The ") and len(sample) == 44
+    by_class = charlm.loss_by_class(model, vocab, val)
+    assert set(by_class) <= set(charlm.CHARACTER_CLASSES)
+    assert sum(count for _, count in by_class.values()) == 128 * ((len(val) - 1) // 128)
+
+
+def test_character_classes():
+    text = "Hi, you.\nOk"
+    classes = [charlm.character_class(text, i) for i in range(len(text))]
+    assert classes == ["first letter of a word", "letter inside a word", "punctuation", "space",
+                       "first letter of a word", "letter inside a word", "letter inside a word",
+                       "punctuation", "newline", "first letter of a word",
+                       "letter inside a word"]
