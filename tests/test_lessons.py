@@ -56,3 +56,17 @@ def test_lesson_runs_with_every_solution_filled_in_and_all_checks_pass(path):
         assert f"✓ {exercise_id}: passed" in outputs
     assert "not started" not in outputs
     assert "using the reference solution" not in outputs
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=LESSON_IDS)
+def test_tagged_multiline_equations_use_an_equation_environment(path):
+    """Sphinx wraps a ``$$...$$`` block containing ``\\\\`` in ``split``, where MathJax refuses
+    ``\\tag`` ("\\tag not allowed in split environment"): such blocks must be written as
+    ``\\begin{equation*} ... \\tag{...} \\end{equation*}``."""
+    for index, cell in enumerate(read(path).cells):
+        if cell.cell_type != "markdown":
+            continue
+        for block in cell.source.split("$$")[1::2]:
+            assert not ("\\\\" in block and "\\tag" in block), (
+                f"{path.name} cell {index}: use \\begin{{equation*}} for {block.strip()[:60]!r}"
+            )
