@@ -330,7 +330,23 @@ def _rows(name: str, notebook, checks: dict[str, list[int]], run: _Run) -> list[
             ERROR, _why_no_result(notebook, checks.get(exercise_id, []), run)
         )
         rows.append(_row(name, exercise_id, status, message))
+    for exercise_id, lesson in _missing_from_lessons(exercise_ids):
+        rows.append(_row(name, exercise_id, ERROR,
+                         f"no check cell for this exercise: {lesson} checks it, this notebook "
+                         "does not (was the cell deleted?)"))
     return rows
+
+
+def _missing_from_lessons(exercise_ids: list[str]) -> list[tuple[str, str]]:
+    """Exercises of the lessons this notebook belongs to (judged by the exercises it does
+    check) that it never checks: a deleted check cell must not make an exercise vanish."""
+    known = [i for i in exercise_ids if i in exercises.ids()]
+    lessons = {exercises.get(i).lesson for i in known} - {""}
+    return [
+        (exercise_id, exercises.get(exercise_id).lesson)
+        for exercise_id in exercises.ids()
+        if exercises.get(exercise_id).lesson in lessons and exercise_id not in exercise_ids
+    ]
 
 
 def _row(notebook: str, exercise_id: str, status: str, message: str) -> Row:

@@ -72,6 +72,7 @@ SUBMISSIONS = {
                       "import companion.exercises\ncompanion.exercises.check('tanh_prime', 1)",
     }),
     "forged.ipynb": forged(),
+    "deleted_check.ipynb": lesson(checks={"tanh_prime": "pass  # the check cell was deleted"}),
     "no_exercises.ipynb": new_notebook(cells=[new_code_cell("x = input('name? ')")]),
 }
 
@@ -84,6 +85,7 @@ EXPECTED = {
     "kill.ipynb": ["passed", "error", "error"],
     "module_form.ipynb": ["passed", "passed", "failed"],
     "forged.ipynb": ["not started", "not started", "passed"],
+    "deleted_check.ipynb": ["passed", "passed", "error"],
     "no_exercises.ipynb": [],
 }
 TIMEOUT = 6
@@ -167,6 +169,8 @@ def test_messages_say_what_went_wrong_and_where(graded):
     syntax = message["syntax.ipynb", "sigmoid_prime"]
     assert syntax.startswith("SyntaxError in cell 5") and "NameError in cell 6" in syntax
     assert message["module_form.ipynb", "tanh_prime"].startswith("expected your function")
+    deleted = message["deleted_check.ipynb", "tanh_prime"]
+    assert deleted.startswith("no check cell for this exercise: lessons/00_warmup.ipynb")
 
 
 def test_points_come_from_the_registry(graded):
