@@ -252,3 +252,12 @@ def test_an_endless_loop_is_reported_not_hung(monkeypatch):
 def test_garbage_outputs_get_feedback_not_a_crash(returned, message):
     with pytest.raises(ExerciseFailed, match=re.escape(message)):
         check("tanh_prime", returned)
+
+
+def test_jupyter_shows_the_feedback_not_a_traceback_through_the_checker():
+    with pytest.raises(ExerciseFailed) as failure:
+        check("tanh_prime", lambda z: 1 - z**2)
+    rendered = failure.value._render_traceback_()  # IPython's hook for custom tracebacks
+    assert len(rendered) == 1
+    assert "ExerciseFailed" in rendered[0] and str(failure.value) in rendered[0]
+    assert "core.py" not in rendered[0]

@@ -51,6 +51,11 @@ FAILED = "failed"
 class ExerciseFailed(AssertionError):
     """A candidate solution is wrong; the message says what, most specific first."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython and Jupyter show instead of a traceback: the message is the feedback,
+        and the frames of the checking machinery would only hide it."""
+        return [f"\x1b[1;31mExerciseFailed\x1b[0m: {self}"]
+
 
 @dataclass(frozen=True)
 class Output:
