@@ -209,8 +209,10 @@ def test_wrong_values_without_a_matching_mutant_say_where():
 
 
 def test_hints_are_progressive_and_the_last_points_at_the_solution(capsys):
-    first = hint("sigmoid")
-    last = hint("sigmoid", level=99)
+    assert hint("sigmoid") is None  # printed, not returned: no duplicate in a notebook
+    first = capsys.readouterr().out
+    hint("sigmoid", level=99)
+    last = capsys.readouterr().out
     assert first.startswith("Hint 1/") and "last hint" in last
     with pytest.raises(ValueError, match="level must be an integer >= 1"):
         hint("sigmoid", level=0)

@@ -30,6 +30,7 @@ from companion.exercises.core import (
     check,
     get,
     hint,
+    hint_text,
     ids,
     register,
     results,
@@ -39,5 +40,5 @@ from companion.exercises.core import (
 
 __all__ = [
     "FAILED", "NOT_STARTED", "PASSED", "Exercise", "ExerciseFailed", "Mutant", "Output",
-    "check", "get", "hint", "ids", "register", "results", "solution", "use",
+    "check", "get", "hint", "hint_text", "ids", "register", "results", "solution", "use",
 ]

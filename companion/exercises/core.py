@@ -160,8 +160,13 @@ def solution(exercise_id: str) -> Callable:
     return get(exercise_id).reference
 
 
-def hint(exercise_id: str, level: int = 1) -> str:
-    """Print and return hint number ``level`` (1 = gentlest) for an exercise."""
+def hint(exercise_id: str, level: int = 1) -> None:
+    """Print hint number ``level`` (1 = gentlest) for an exercise."""
+    print(hint_text(exercise_id, level))
+
+
+def hint_text(exercise_id: str, level: int = 1) -> str:
+    """The text :func:`hint` prints."""
     exercise = get(exercise_id)
     if not isinstance(level, int) or level < 1:
         raise ValueError(f"level must be an integer >= 1, got {level!r}")
@@ -172,9 +177,7 @@ def hint(exercise_id: str, level: int = 1) -> str:
             f"\n(This is the last hint. The worked solution is in the collapsed box below the"
             f" exercise, or call solution({exercise_id!r}).)"
         )
-    message = f"Hint {min(level, count)}/{count} for {exercise_id}: {text}"
-    print(message)
-    return message
+    return f"Hint {min(level, count)}/{count} for {exercise_id}: {text}"
 
 
 def results() -> dict[str, dict]:
