@@ -4,6 +4,7 @@ mistakes (stub, exception, None, wrong count/type/shape, in-place mutation) get 
 message."""
 
 import copy
+import inspect
 import itertools
 import re
 import types
@@ -263,3 +264,10 @@ def test_jupyter_shows_the_feedback_not_a_traceback_through_the_checker():
     assert len(rendered) == 1
     assert "ExerciseFailed" in rendered[0] and str(failure.value) in rendered[0]
     assert "core.py" not in rendered[0]
+
+
+@pytest.mark.parametrize("eid", ALL_IDS)
+def test_show_solution_prints_the_reference_source(eid, capsys):
+    exercises.show_solution(eid)
+    printed = capsys.readouterr().out
+    assert printed.strip() == inspect.getsource(solution(eid)).strip()

@@ -34,11 +34,13 @@ from companion.exercises.core import (
     ids,
     register,
     results,
+    show_solution,
     solution,
     use,
 )
 
 __all__ = [
     "FAILED", "NOT_STARTED", "PASSED", "Exercise", "ExerciseFailed", "Mutant", "Output",
-    "check", "get", "hint", "hint_text", "ids", "register", "results", "solution", "use",
+    "check", "get", "hint", "hint_text", "ids", "register", "results", "show_solution",
+    "solution", "use",
 ]

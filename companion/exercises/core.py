@@ -160,6 +160,12 @@ def solution(exercise_id: str) -> Callable:
     return get(exercise_id).reference
 
 
+def show_solution(exercise_id: str) -> None:
+    """Print the reference solution's source: the code in the exercise's collapsed solution
+    box in the book (JupyterLab cannot show that box's included file)."""
+    print(inspect.getsource(solution(exercise_id)).rstrip())
+
+
 def hint(exercise_id: str, level: int = 1) -> None:
     """Print hint number ``level`` (1 = gentlest) for an exercise."""
     print(hint_text(exercise_id, level))
@@ -175,7 +181,7 @@ def hint_text(exercise_id: str, level: int = 1) -> str:
     if level >= count:
         text += (
             f"\n(This is the last hint. The worked solution is in the collapsed box below the"
-            f" exercise, or call solution({exercise_id!r}).)"
+            f" exercise in the book, or run show_solution({exercise_id!r}).)"
         )
     return f"Hint {min(level, count)}/{count} for {exercise_id}: {text}"
 
