@@ -261,7 +261,7 @@ def _run_check(exercise: Exercise, candidate: Callable) -> str:
     rng = np.random.default_rng()
     cases = exercise.make_cases(rng)
     for case in cases:
-        _check_case(exercise, candidate, case)
+        _check_case(exercise, candidate, case, cases)
     return f"{exercise.what} ({len(cases)} random cases)"
 
 
@@ -344,7 +344,7 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _check_case(exercise: Exercise, candidate: Callable, case: dict) -> None:
+def _check_case(exercise: Exercise, candidate: Callable, case: dict, cases: list[dict]) -> None:
     try:
         with _time_limit(exercise.time_limit):
             got = _call(candidate, case)
@@ -366,14 +366,14 @@ def _check_case(exercise: Exercise, candidate: Callable, case: dict) -> None:
     _check_types_and_shapes(exercise, outputs, expected_outputs, case)
     _check_not_mutated(case, got.args_after)
     if exercise.warnings_are_errors and got.warned:
-        hint = _matching_mutant_hint(exercise, case, got)
+        hint = _matching_mutant_hint(exercise, candidate, case, got, cases)
         raise ExerciseFailed(
             f"your function emitted a warning on {_describe(case)}: {got.warned[0]}"
             + (f"\nHint: {hint}" if hint else "")
             + f"\n(see {exercise.equation})"
         )
     if not _same_values(exercise, outputs, expected_outputs):
-        hint = _matching_mutant_hint(exercise, case, got)
+        hint = _matching_mutant_hint(exercise, candidate, case, got, cases)
         where = _where_values_differ(exercise, outputs, expected_outputs)
         if hint:
             raise ExerciseFailed(f"wrong values. Hint: {hint}\n(see {exercise.equation}; {where})")
@@ -512,22 +512,46 @@ def _where_values_differ(exercise: Exercise, outputs, expected_outputs) -> str:
     return "values differ"
 
 
-def _matching_mutant_hint(exercise: Exercise, case: dict, got: _Behaviour) -> str | None:
-    """The hint of the first mutant that behaves exactly like the candidate on this case."""
-    candidate_outputs = _structure(exercise, got.outputs)
+def _matching_mutant_hint(
+    exercise: Exercise, candidate: Callable, case: dict, got: _Behaviour, cases: list[dict]
+) -> str | None:
+    """The hint of the first mutant that behaves exactly like the candidate on the failing
+    case *and* on every other case of this check (one case alone can make two different
+    mistakes coincide, e.g. two wrong samplers drawing the same character)."""
     for mutant in exercise.mutants:
-        try:
-            behaviour = _call(mutant.fn, case)
-            mutant_outputs = _structure(exercise, behaviour.outputs)
-        except Exception:
+        if not _behaves_alike(exercise, mutant.fn, case, got):
             continue
-        if bool(behaviour.warned) != bool(got.warned):
-            continue
-        if _same_shapes(candidate_outputs, mutant_outputs) and _same_values(
-            exercise, candidate_outputs, mutant_outputs
-        ):
+        others = [other for other in cases if other is not case]
+        if all(_behaves_alike(exercise, mutant.fn, other,
+                              _safe_call(candidate, other, exercise.time_limit))
+               for other in others):
             return mutant.hint
     return None
+
+
+def _safe_call(func: Callable, case: dict, seconds: float) -> _Behaviour | None:
+    """The candidate's behaviour on another case, or None if it raised or ran too long."""
+    try:
+        with _time_limit(seconds):
+            return _call(func, case)
+    except (Exception, _TimedOut):
+        return None
+
+
+def _behaves_alike(exercise: Exercise, mutant_fn: Callable, case: dict, got) -> bool:
+    if got is None:
+        return False
+    try:
+        behaviour = _call(mutant_fn, case)
+        mutant_outputs = _structure(exercise, behaviour.outputs)
+        candidate_outputs = _structure(exercise, got.outputs)
+    except Exception:
+        return False
+    return (
+        bool(behaviour.warned) == bool(got.warned)
+        and _same_shapes(candidate_outputs, mutant_outputs)
+        and _same_values(exercise, candidate_outputs, mutant_outputs)
+    )
 
 
 def _same_shapes(a: Sequence, b: Sequence) -> bool:
