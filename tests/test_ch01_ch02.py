@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from companion import rnn
-from companion.exercises.ch01_rnn import random_params, rnn_cell_forward, rnn_forward
+from companion.exercises.cases import random_params
+from companion.exercises.ch01_rnn import rnn_cell_forward, rnn_forward
 from companion.exercises.ch02_bptt import (
     WavyFunction,
     numerical_gradient,

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from companion import gru, lstm
+from companion.exercises.cases import random_params
 from companion.exercises.ch04_lstm import (
     lstm_cell_backward,
     lstm_cell_forward,
     lstm_forward,
     peephole_lstm_cell_forward,
-    random_params,
 )
 from companion.exercises.ch05_gru import gru_cell_backward, gru_cell_forward
 from companion.interop import to_torch
@@ -85,7 +85,7 @@ def test_lstm_cell_backward_equals_autograd_and_the_core(sizes):
 def test_peephole_cell_equals_the_core(sizes):
     rng = np.random.default_rng(3)
     _, B, D, H = sizes
-    params = random_params(rng, D, H, peephole=True)
+    params = random_params(rng, D, H, gates=4, peephole=True)
     x_t, h0, c0 = (rng.standard_normal((B, D)), rng.standard_normal((B, H)),
                    rng.standard_normal((B, H)))
     h_t, c_t = peephole_lstm_cell_forward(x_t, h0, c0, params)

@@ -8,6 +8,7 @@ Equation numbers refer to ``lessons/01_rnn.ipynb``.
 import numpy as np
 
 from companion.activations import sigmoid
+from companion.exercises.cases import distinct_sizes, random_params
 from companion.exercises.core import Exercise, Mutant, Output, register
 
 _LESSON = "lessons/01_rnn.ipynb"
@@ -45,26 +46,11 @@ def rnn_forward(x, h0, params):
 # --------------------------------------------------------------------------- cases
 
 
-def _distinct_sizes(rng: np.random.Generator, count: int) -> list[int]:
-    """``count`` different sizes between 2 and 7, so a swapped axis cannot pass by accident."""
-    return [int(n) for n in rng.choice(np.arange(2, 8), size=count, replace=False)]
-
-
-def random_params(rng: np.random.Generator, D: int, H: int, scale: float = 0.6) -> dict:
-    """RNN parameters in PyTorch's names, large enough that tanh is neither linear nor flat."""
-    return {
-        "weight_ih": scale * rng.standard_normal((H, D)),
-        "weight_hh": scale * rng.standard_normal((H, H)),
-        "bias_ih": scale * rng.standard_normal(H),
-        "bias_hh": scale * rng.standard_normal(H),
-    }
-
-
 def _cell_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
     for _ in range(3):
-        B, D, H = _distinct_sizes(rng, 3)
-        p = random_params(rng, D, H)
+        B, D, H = distinct_sizes(rng, 3)
+        p = random_params(rng, D, H, scale=0.6)
         cases.append({
             "x_t": rng.standard_normal((B, D)),
             "h_prev": np.tanh(rng.standard_normal((B, H))),
@@ -77,11 +63,11 @@ def _cell_cases(rng: np.random.Generator) -> list[dict]:
 def _sequence_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
     for _ in range(3):
-        T, B, D, H = _distinct_sizes(rng, 4)
+        T, B, D, H = distinct_sizes(rng, 4)
         cases.append({
             "x": rng.standard_normal((T, B, D)),
             "h0": np.tanh(rng.standard_normal((B, H))),
-            "params": random_params(rng, D, H),
+            "params": random_params(rng, D, H, scale=0.6),
         })
     return cases
 

@@ -7,12 +7,8 @@ The references are the solutions the book shows; equation numbers refer to
 
 import numpy as np
 
-from companion.exercises.ch01_rnn import (
-    _distinct_sizes,
-    random_params,
-    rnn_cell_forward,
-    rnn_forward,
-)
+from companion.exercises.cases import distinct_sizes, random_params
+from companion.exercises.ch01_rnn import rnn_cell_forward, rnn_forward
 from companion.exercises.core import Exercise, Mutant, Output, register
 
 _LESSON = "lessons/02_bptt.ipynb"
@@ -83,8 +79,8 @@ def numerical_gradient(f, x, eps=1e-6):
 def _cell_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
     for _ in range(3):
-        B, D, H = _distinct_sizes(rng, 3)
-        p = random_params(rng, D, H)
+        B, D, H = distinct_sizes(rng, 3)
+        p = random_params(rng, D, H, scale=0.6)
         x_t = rng.standard_normal((B, D))
         h_prev = np.tanh(rng.standard_normal((B, H)))
         h_t = rnn_cell_forward(x_t, h_prev, p["weight_ih"], p["weight_hh"], p["bias_ih"],
@@ -99,8 +95,8 @@ def _cell_cases(rng: np.random.Generator) -> list[dict]:
 def _sequence_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
     for _ in range(3):
-        T, B, D, H = _distinct_sizes(rng, 4)
-        params = random_params(rng, D, H)
+        T, B, D, H = distinct_sizes(rng, 4)
+        params = random_params(rng, D, H, scale=0.6)
         x = rng.standard_normal((T, B, D))
         h0 = np.tanh(rng.standard_normal((B, H)))
         outputs, _ = rnn_forward(x, h0, params)
@@ -140,7 +136,7 @@ class WavyFunction:
 def _gradient_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
     for eps in rng.permutation([1e-2, 5e-3, 2e-3]):
-        shape = tuple(_distinct_sizes(rng, 2))
+        shape = tuple(distinct_sizes(rng, 2))
         f = WavyFunction(a=rng.uniform(0.5, 1.5, shape), w=rng.uniform(2.0, 4.0, shape),
                          c=0.5 * rng.standard_normal(shape))
         cases.append({"f": f, "x": rng.standard_normal(shape), "eps": float(eps)})

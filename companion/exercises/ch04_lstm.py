@@ -11,6 +11,7 @@ import numpy as np
 
 from companion import lstm
 from companion.activations import sigmoid
+from companion.exercises.cases import distinct_sizes, random_params
 from companion.exercises.core import Exercise, Mutant, Output, register
 
 _LESSON = "lessons/04_lstm.ipynb"
@@ -108,35 +109,15 @@ def peephole_lstm_cell_forward(x_t, h_prev, c_prev, params):
 # --------------------------------------------------------------------------- cases
 
 
-def _distinct_sizes(rng: np.random.Generator, count: int) -> list[int]:
-    """``count`` different sizes between 2 and 7, so a swapped axis cannot pass by accident."""
-    return [int(n) for n in rng.choice(np.arange(2, 8), size=count, replace=False)]
-
-
-def random_params(rng: np.random.Generator, D: int, H: int, *, gates: int = 4,
-                  scale: float = 0.5, peephole: bool = False) -> dict:
-    """Parameters in PyTorch's layout, large enough that no gate is linear or saturated."""
-    params = {
-        "weight_ih": scale * rng.standard_normal((gates * H, D)),
-        "weight_hh": scale * rng.standard_normal((gates * H, H)),
-        "bias_ih": scale * rng.standard_normal(gates * H),
-        "bias_hh": scale * rng.standard_normal(gates * H),
-    }
-    if peephole:
-        for key in lstm.PEEPHOLE_KEYS:
-            params[key] = rng.standard_normal(H)
-    return params
-
-
 def _cell_cases(rng: np.random.Generator, peephole: bool = False) -> list[dict]:
     cases = []
     for _ in range(3):
-        B, D, H = _distinct_sizes(rng, 3)
+        B, D, H = distinct_sizes(rng, 3)
         cases.append({
             "x_t": rng.standard_normal((B, D)),
             "h_prev": np.tanh(rng.standard_normal((B, H))),
             "c_prev": rng.standard_normal((B, H)),
-            "params": random_params(rng, D, H, peephole=peephole),
+            "params": random_params(rng, D, H, gates=4, peephole=peephole),
         })
     return cases
 
@@ -148,12 +129,12 @@ def _peephole_cases(rng: np.random.Generator) -> list[dict]:
 def _sequence_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
     for _ in range(3):
-        T, B, D, H = _distinct_sizes(rng, 4)
+        T, B, D, H = distinct_sizes(rng, 4)
         cases.append({
             "x": rng.standard_normal((T, B, D)),
             "h0": np.tanh(rng.standard_normal((B, H))),
             "c0": rng.standard_normal((B, H)),
-            "params": random_params(rng, D, H),
+            "params": random_params(rng, D, H, gates=4),
         })
     return cases
 
