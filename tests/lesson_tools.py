@@ -10,11 +10,10 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from companion import exercises
+from companion import exercises, grader
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
-CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\w+)["']""")
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -41,13 +40,8 @@ def toc_files() -> set[str]:
 
 
 def checked_ids(nb) -> list[str]:
-    """Exercise ids named by the notebook's check cells, in order."""
-    return [
-        match
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for match in CHECK_CALL.findall(cell.source)
-    ]
+    """Exercise ids named by the notebook's check cells, in order (as the grader finds them)."""
+    return list(grader.find_checks(nb))
 
 
 def _stub_name(source: str) -> str | None:
