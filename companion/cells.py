@@ -15,8 +15,8 @@ The contract of a cell module (see :mod:`companion.rnn` for the smallest one)::
     backward(d_outputs, cache, d_final_state=None) -> (dx, d_state0, grads)
 
 where a state is a bare ``(B, H)`` array for one-state cells and a tuple ``(h, c)`` for the
-LSTM. :meth:`Cell.step` and :meth:`Cell.step_backward` hide that difference: they always take
-and return states as tuples, so generic code never branches on the kind.
+LSTM and the CIFG. :meth:`Cell.step` and :meth:`Cell.step_backward` hide that difference: they
+always take and return states as tuples, so generic code never branches on the kind.
 
 Shapes: ``x_t`` ``(B, D)``, each state ``(B, H)``; weights ``weight_ih`` ``(G*H, D)`` and
 ``weight_hh`` ``(G*H, H)`` with ``G = len(gate_names)`` blocks in the order given.
@@ -101,6 +101,7 @@ CELLS: dict[str, Cell] = {
              "LSTMCell"),
         Cell("gru", "GRU", "companion.gru", ("r", "z", "n"), ("h",), "GRU", "GRUCell",
              {"reset": "after"}),
+        Cell("cifg", "CIFG", "companion.cifg", ("f", "g", "o"), ("h", "c"), None, None),
     )
 }
 
