@@ -35,13 +35,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from companion.models import SequenceModel
 from companion.sizing import forget_gate_bias, matched_hidden_size, param_count
 from companion.tasks import ADDING_BASELINE_MSE, adding_task, copy_task, gap_task
+from companion.training import train
 
 __all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "forget_gate_bias",
            "matched_hidden_size", "param_count", "run_one", "run_sweep", "load_sweep",
@@ -221,57 +221,48 @@ def run_one(task: str, model: str, length: int, seed: int,
     Every step draws a fresh batch (seeded by ``seed`` and the step), so the model never sees
     the same sequence twice and cannot memorise; the test set is the same for every model
     and seed of a given task and length. The loss is backpropagated through the whole
-    sequence, the global gradient norm clipped to ``config.clip_norm``, and Adam takes a step.
-    Time per step counts the forward pass, the backward pass and the update, not the data.
+    sequence, the global gradient norm clipped to ``config.clip_norm``, and Adam takes a step
+    (:func:`companion.training.train`). Time per step counts the forward pass, the backward
+    pass and the update, not the data. A run whose loss or gradient becomes inf or NaN stops
+    there; its ``final_score`` is NaN and it does not succeed.
     """
     spec = TASKS[task]
     cell, forget_bias = MODELS[model]
     hidden = hidden_sizes(task, config)[model]
     torch.manual_seed(seed)
     net = task_model(cell, task, hidden, seed=seed, forget_bias=forget_bias)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     test_inputs, test_targets = task_batch(task, config.n_test, length, seed=10_000 + length)
 
-    def evaluate() -> float:
-        with torch.no_grad():
-            return _loss_and_score(task, net, test_inputs, test_targets)[1]
+    def next_batch(step):
+        return task_batch(task, config.batch_size, length, seed=seed * 1_000_003 + step)
 
-    record = {
+    def loss_of(net, batch):
+        return _loss_and_score(task, net, *batch)[0]
+
+    @torch.no_grad()
+    def evaluate(net) -> float:
+        return _loss_and_score(task, net, test_inputs, test_targets)[1]
+
+    start = time.perf_counter()
+    history = train(net, next_batch, loss_of, steps=config.steps, lr=config.lr,
+                    clip_norm=config.clip_norm, evaluate=evaluate,
+                    eval_every=config.eval_every)
+    diverged = history.diverged_at is not None
+    final = math.nan if diverged else history.scores[-1]
+    return {
         "task": task, "model": model, "cell": cell, "forget_bias": forget_bias,
         "length": length, "seed": seed, "hidden_size": hidden,
         "recurrent_params": int(param_count(cell, task_sizes(task)[1], hidden)),
         "total_params": sum(p.numel() for p in net.parameters()),
-        "eval_steps": [0], "score": [evaluate()], "train_loss": [],
+        "eval_steps": history.eval_steps, "score": history.scores,
+        "train_loss": [history.mean_loss_before(step, config.eval_every)
+                       for step in history.eval_steps[1:]],
+        "final_score": final,
+        "success": spec.succeeded(final),
+        "diverged_at": history.diverged_at,
+        "ms_per_step": 1000 * statistics.median(history.step_seconds),
+        "wall_s": time.perf_counter() - start,
     }
-    step_times, losses, diverged_at = [], [], None
-    start = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        inputs, targets = task_batch(task, config.batch_size, length,
-                                     seed=seed * 1_000_003 + step)
-        tic = time.perf_counter()
-        loss, _ = _loss_and_score(task, net, inputs, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
-        optimizer.step()
-        step_times.append(time.perf_counter() - tic)
-        losses.append(loss.item())
-        if not (math.isfinite(losses[-1]) and math.isfinite(float(norm))):
-            diverged_at = step
-            break
-        if step % config.eval_every == 0 or step == config.steps:
-            record["eval_steps"].append(step)
-            record["score"].append(evaluate())
-            record["train_loss"].append(float(np.mean(losses[-config.eval_every:])))
-    final = record["score"][-1] if diverged_at is None else math.nan
-    record.update(
-        final_score=final,
-        success=spec.succeeded(final),
-        diverged_at=diverged_at,
-        ms_per_step=1000 * statistics.median(step_times),
-        wall_s=time.perf_counter() - start,
-    )
-    return record
 
 
 def time_per_step(models: dict[str, tuple[str, int]], task: str = "adding", length: int = 50,

@@ -80,6 +80,10 @@ class CIFG(nn.Module):
         return torch.stack(outputs), (h[None], c[None])
 
 
+COMPANION_LAYERS: dict[str, type[nn.Module]] = {"cifg": CIFG}
+"""The torch layers of the kinds that ``torch.nn`` lacks (``cells.Cell.torch_class is None``)."""
+
+
 def recurrent_layer(kind: str, input_size: int, hidden_size: int, *,
                     forget_bias: float | None = None) -> nn.Module:
     """One recurrent layer of ``kind`` (a row of :data:`companion.cells.CELLS`).
@@ -92,7 +96,8 @@ def recurrent_layer(kind: str, input_size: int, hidden_size: int, *,
             (Jozefowicz et al. 2015 recommend 1). Only for kinds with a forget gate.
     """
     cell = cells.get(kind)
-    layer_class = CIFG if cell.torch_class is None else getattr(nn, cell.torch_class)
+    layer_class = (COMPANION_LAYERS[cell.kind] if cell.torch_class is None
+                   else getattr(nn, cell.torch_class))
     layer = layer_class(input_size, hidden_size)
     if forget_bias is not None:
         rows = forget_gate_rows(kind, hidden_size)
@@ -132,3 +137,71 @@ class SequenceModel(nn.Module):
         x = self.embedding(inputs) if self.embedding is not None else inputs
         outputs, _ = self.recurrent(x)
         return self.readout(outputs[-n_out:])
+
+
+class SequenceClassifier(nn.Module):
+    """Embedding -> one recurrent layer -> linear readout of the last hidden state::
+
+        tokens (T, B) --Embedding--> (T, B, E) --RNN/LSTM/GRU--> h_T (B, H) --Linear--> (B, C)
+
+    Args:
+        vocab_size: number of distinct token ids.
+        n_classes: number of classes ``C``.
+        cell: the layer's kind: ``"rnn"`` (tanh Elman network), ``"lstm"``, ``"gru"`` or
+            ``"cifg"``.
+        hidden_size: ``H``.
+        embedding_dim: ``E``, size of the word vectors.
+        seed: seeds the initial parameters (PyTorch's default initialisation) without
+            touching the global random state.
+    """
+
+    def __init__(self, vocab_size: int, n_classes: int, *, cell: str = "rnn",
+                 hidden_size: int = 32, embedding_dim: int = 16, seed: int = 0):
+        super().__init__()
+        if cell not in cells.CELLS:
+            raise ValueError(f"cell must be one of {sorted(cells.CELLS)}, got {cell!r}")
+        for name, value in [("vocab_size", vocab_size), ("n_classes", n_classes),
+                            ("hidden_size", hidden_size), ("embedding_dim", embedding_dim)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.cell = cell
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.embedding = nn.Embedding(vocab_size, embedding_dim)
+            self.recurrent = recurrent_layer(cell, embedding_dim, hidden_size)
+            self.readout = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, C)`` for ``tokens`` of shape ``(T, B)`` (time-major)."""
+        outputs, _ = self.recurrent(self.embedding(tokens))  # (T, B, H)
+        return self.readout(outputs[-1])
+
+
+class CharLM(nn.Module):
+    """Embedding -> one recurrent layer -> linear logits over the vocabulary (chapter 7).
+
+    Args:
+        vocab_size: ``V``, the number of characters.
+        cell: the layer's kind (``"lstm"``, ``"gru"``, ... any kind of :mod:`companion.cells`).
+        hidden_size, embedding_dim: ``H`` and the size of the character vectors.
+        seed: seeds the initial parameters without touching the global random state.
+
+    ``forward(tokens (T, B), state=None)`` returns ``(logits (T, B, V), state)``; the state
+    is the ``(h, c)`` pair of an LSTM or the ``h`` of a GRU, to be passed back in to continue.
+    """
+
+    def __init__(self, vocab_size: int, *, cell: str = "lstm", hidden_size: int = 128,
+                 embedding_dim: int = 32, seed: int = 0):
+        super().__init__()
+        if cell not in cells.CELLS:
+            raise ValueError(f"cell must be one of {sorted(cells.CELLS)}, got {cell!r}")
+        self.cell = cell
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.embedding = nn.Embedding(vocab_size, embedding_dim)
+            self.recurrent = recurrent_layer(cell, embedding_dim, hidden_size)
+            self.readout = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        outputs, state = self.recurrent(self.embedding(tokens), state)
+        return self.readout(outputs), state
