@@ -71,7 +71,10 @@ class Cell:
         return len(self.state_names) == 2
 
     def pack_state(self, states: tuple):
-        """The module's own form of a state: the bare array for one-state cells."""
+        """The module's own form of a state: the bare array for one-state cells (``None``, the
+        modules' zero state, stays ``None``)."""
+        if states is None:
+            return None
         return tuple(states) if self.has_cell_state else states[0]
 
     def unpack_state(self, state) -> tuple:
