@@ -5,10 +5,12 @@ The companion uses PyTorch's single-layer layout with the ``_l0`` suffix dropped
     torch.nn.LSTM(D, H).weight_ih_l0  <->  params["weight_ih"]   (4H, D)
     torch.nn.LSTMCell(D, H).weight_ih <->  params["weight_ih"]   (4H, D)
 
-Supported: ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` with ``num_layers=1``, ``bidirectional=False``
-(and ``proj_size=0`` for the LSTM); ``batch_first`` does not affect parameters, so both
-settings are fine (the companion's ``forward`` is always time-major: transpose with
-``x.transpose(1, 0, 2)``).  Also ``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``.
+Supported: the torch module of every kind in :mod:`companion.cells` -- ``nn.RNN``,
+``nn.LSTM``, ``nn.GRU`` and the companion's own :class:`companion.models.CIFG` -- with
+``num_layers=1``, ``bidirectional=False`` (and ``proj_size=0`` for the LSTM); ``batch_first``
+does not affect parameters, so both settings are fine (the companion's ``forward`` is always
+time-major: transpose with ``x.transpose(1, 0, 2)``).  Also the one-step modules
+``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``.
 A module built with ``bias=False`` reads as zero biases.  Torch is imported lazily, so the rest
 of the companion works without it.
 
@@ -23,26 +25,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion import cells
 from companion._checks import check_params
 
 _KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _torch_classes(cell: cells.Cell) -> tuple[type, ...]:
+    """The torch module classes of one kind: its ``torch.nn`` sequence and step modules, or
+    the companion's own layer where torch has none."""
+    import torch.nn as nn
+
+    if cell.torch_class is None:
+        from companion.models import COMPANION_LAYERS
+
+        return (COMPANION_LAYERS[cell.kind],)
+    names = (cell.torch_class, cell.torch_cell_class)
+    return tuple(getattr(nn, name) for name in names if name is not None)
 
 
 def module_kind(module) -> str:
-    """``"rnn"``, ``"lstm"`` or ``"gru"`` for a supported torch module; ``ValueError`` else."""
-    import torch.nn as nn
-
-    if isinstance(module, (nn.RNN, nn.RNNCell)):
-        return "rnn"
-    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
-        return "lstm"
-    if isinstance(module, (nn.GRU, nn.GRUCell)):
-        return "gru"
-    raise ValueError(
-        "module must be a torch.nn.RNN, LSTM, GRU, RNNCell, LSTMCell or GRUCell, "
-        f"got {type(module).__name__}"
-    )
+    """The kind (``"rnn"``, ``"lstm"``, ...) of a supported torch module; ``ValueError`` else."""
+    for kind, cell in cells.CELLS.items():
+        if isinstance(module, _torch_classes(cell)):
+            return kind
+    names = ", ".join(cls.__name__ for cell in cells.CELLS.values()
+                      for cls in _torch_classes(cell))
+    raise ValueError(f"module must be one of {names}, got {type(module).__name__}")
 
 
 def _suffix(module) -> str:
@@ -53,10 +62,10 @@ def _suffix(module) -> str:
     if isinstance(module, nn.RNNCellBase):
         return ""
     name = type(module).__name__
-    if module.num_layers != 1:
+    if getattr(module, "num_layers", 1) != 1:
         raise ValueError(f"unsupported {name}: num_layers={module.num_layers}; only single-layer "
                          "modules map onto the companion's params")
-    if module.bidirectional:
+    if getattr(module, "bidirectional", False):
         raise ValueError(f"unsupported {name}: bidirectional=True; only unidirectional modules "
                          "map onto the companion's params")
     if getattr(module, "proj_size", 0):
@@ -68,25 +77,28 @@ def _suffix(module) -> str:
 def forward_kwargs(module) -> dict:
     """Keyword arguments that make the companion match ``module``.
 
-    ``{"nonlinearity": "tanh" | "relu"}`` for ``nn.RNN`` / ``nn.RNNCell``; ``{}`` otherwise
-    (the companion's GRU default ``reset="after"`` is PyTorch's form).
+    Each of the kind's options (:attr:`companion.cells.Cell.default_options`) that the module
+    has as an attribute: ``{"nonlinearity": "tanh" | "relu"}`` for ``nn.RNN`` /
+    ``nn.RNNCell``; ``{}`` otherwise (the companion's GRU default ``reset="after"`` is
+    PyTorch's form, and torch modules have no ``reset``).
     """
-    if module_kind(module) == "rnn":
-        return {"nonlinearity": module.nonlinearity}
-    return {}
+    options = cells.get(module_kind(module)).default_options
+    return {name: getattr(module, name) for name in options if hasattr(module, name)}
 
 
 def from_torch(module) -> dict[str, np.ndarray]:
     """Return ``module``'s parameters as a companion ``params`` dict of float64 NumPy copies.
 
     Args:
-        module: a single-layer, unidirectional ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` or an
-            ``nn.RNNCell`` / ``nn.LSTMCell`` / ``nn.GRUCell``.
+        module: a single-layer, unidirectional ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` /
+            :class:`companion.models.CIFG` or an ``nn.RNNCell`` / ``nn.LSTMCell`` /
+            ``nn.GRUCell``.
 
     Returns:
         ``{"weight_ih": (G*H, D), "weight_hh": (G*H, H), "bias_ih": (G*H,),
-        "bias_hh": (G*H,)}`` with ``G`` = 1 (RNN), 4 (LSTM, blocks i, f, g, o), 3 (GRU, blocks
-        r, z, n); zero biases if the module has ``bias=False``.
+        "bias_hh": (G*H,)}`` with ``G`` the kind's number of gate blocks in
+        :mod:`companion.cells` (RNN 1; LSTM 4, blocks i, f, g, o; GRU 3, blocks r, z, n;
+        CIFG 3, blocks f, g, o); zero biases if the module has ``bias=False``.
 
     Raises:
         ValueError: for other modules, ``num_layers > 1``, ``bidirectional=True`` or
@@ -121,7 +133,8 @@ def to_torch(params: dict, module):
     if peepholes:
         raise ValueError(f"params has peephole weights {peepholes}; torch.nn.LSTM has no "
                          "peephole connections")
-    input_size, hidden_size, arrays = check_params(params, gate_count=_GATES[kind])
+    input_size, hidden_size, arrays = check_params(params,
+                                                   gate_count=cells.get(kind).gate_count)
     if (input_size, hidden_size) != (module.input_size, module.hidden_size):
         raise ValueError(
             f"params have input_size D={input_size}, hidden_size H={hidden_size} but the "
