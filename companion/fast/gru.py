@@ -1,8 +1,9 @@
 """Fast GRU kernels, both reset forms (contract in :mod:`companion.fast`; the readable loop is
 in :mod:`companion.gru`).
 
-The rows of r and z are pre-scaled by 1/2 so that ``sigmoid(a) = (1 + tanh(a / 2)) / 2`` takes
-one ``tanh`` call for both gates; the input projections of all steps are one matmul.
+The rows of r and z are pre-scaled by -1 so that ``sigmoid(a) = 1 / (1 + exp(-a))`` takes one
+``exp``, one add and one division for both gates (see :mod:`companion.fast._ops`); the input
+projections of all steps are one matmul.
 "reset after" needs one recurrent matmul a step, "reset before" two, one after the other.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion._gates import sigmoid_via_tanh_
+from companion.fast._ops import SIGMOID_SCALE, sigmoid_of_scaled_
 
 
 def forward(x, state, params, *, reset="after"):
@@ -25,7 +26,7 @@ def forward(x, state, params, *, reset="after"):
     H = h0.shape[1]
     dtype = x.dtype
     scale = np.ones(3 * H, dtype)
-    scale[: 2 * H] = 0.5
+    scale[: 2 * H] = SIGMOID_SCALE
     w_ih = params["weight_ih"] * scale[:, None]
     w_hh = params["weight_hh"] * scale[:, None]
     b_hh = params["bias_hh"] * scale
@@ -42,37 +43,38 @@ def forward(x, state, params, *, reset="after"):
     scratch = np.empty((batch, H), dtype)
     cache = {"x": x, "params": params, "reset": reset, "hs": hs, "acts": acts}
 
-    if reset == "after":
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        b_hn = b_hh[2 * H :]
-        recurrent = np.empty((batch, 3 * H), dtype)
-        hn = cache["hn"] = np.empty((steps, batch, H), dtype)
-        for t in range(steps):
-            a = acts[t]
-            np.matmul(hs[t], w_hh_t, out=recurrent)
-            np.add(recurrent[:, 2 * H :], b_hn, out=hn[t])
-            rz = a[:, : 2 * H]
-            rz += recurrent[:, : 2 * H]
-            sigmoid_via_tanh_(rz)
-            r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-            n += np.multiply(r, hn[t], out=scratch)
-            np.tanh(n, out=n)
-            _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
-    else:
-        w_rz_t = np.ascontiguousarray(w_hh[: 2 * H].T)
-        w_hn_t = np.ascontiguousarray(w_hh[2 * H :].T)
-        recurrent = np.empty((batch, 2 * H), dtype)
-        rh = cache["rh"] = np.empty((steps, batch, H), dtype)
-        for t in range(steps):
-            a = acts[t]
-            rz = a[:, : 2 * H]
-            rz += np.matmul(hs[t], w_rz_t, out=recurrent)
-            sigmoid_via_tanh_(rz)
-            r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-            np.multiply(r, hs[t], out=rh[t])
-            n += np.matmul(rh[t], w_hn_t, out=scratch)
-            np.tanh(n, out=n)
-            _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
+    with np.errstate(over="ignore"):  # exp(-a) = inf for very negative a: sigmoid 0
+        if reset == "after":
+            w_hh_t = np.ascontiguousarray(w_hh.T)
+            b_hn = b_hh[2 * H :]
+            recurrent = np.empty((batch, 3 * H), dtype)
+            hn = cache["hn"] = np.empty((steps, batch, H), dtype)
+            for t in range(steps):
+                a = acts[t]
+                np.matmul(hs[t], w_hh_t, out=recurrent)
+                np.add(recurrent[:, 2 * H :], b_hn, out=hn[t])
+                rz = a[:, : 2 * H]
+                rz += recurrent[:, : 2 * H]
+                sigmoid_of_scaled_(rz)
+                r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+                n += np.multiply(r, hn[t], out=scratch)
+                np.tanh(n, out=n)
+                _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
+        else:
+            w_rz_t = np.ascontiguousarray(w_hh[: 2 * H].T)
+            w_hn_t = np.ascontiguousarray(w_hh[2 * H :].T)
+            recurrent = np.empty((batch, 2 * H), dtype)
+            rh = cache["rh"] = np.empty((steps, batch, H), dtype)
+            for t in range(steps):
+                a = acts[t]
+                rz = a[:, : 2 * H]
+                rz += np.matmul(hs[t], w_rz_t, out=recurrent)
+                sigmoid_of_scaled_(rz)
+                r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+                np.multiply(r, hs[t], out=rh[t])
+                n += np.matmul(rh[t], w_hn_t, out=scratch)
+                np.tanh(n, out=n)
+                _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
     return hs[1:].copy(), (hs[steps].copy(),), cache
 
 
@@ -115,10 +117,9 @@ def backward(d_outputs, d_state, cache):
             np.matmul(da_hh[t], w_hh, out=recurrent)
             dh *= z[t]
             dh += recurrent
-        da_ih = da_hh.copy()
-        da_ih[:, :, 2 * H :] = da_n
         h_inputs = h_prevs.reshape(steps * batch, H)
         dW_hh = da_hh.reshape(steps * batch, 3 * H).T @ h_inputs
+        return _input_gradients(x, params, da_hh, da_n, dh, dW_hh)
     else:
         drh_to_da_r = h_prevs * r * (1 - r)
         r = np.ascontiguousarray(r)
@@ -134,19 +135,32 @@ def backward(d_outputs, d_state, cache):
             dh *= z[t]
             dh += np.multiply(d_rh, r[t], out=scratch)
             dh += da_hh[t, :, : 2 * H] @ w_rz
-        da_ih = da_hh  # one pre-activation per gate: input and recurrent gradients agree
         flat = da_hh.reshape(steps * batch, 3 * H)
         dW_hh = np.concatenate([
             flat[:, : 2 * H].T @ h_prevs.reshape(steps * batch, H),
             flat[:, 2 * H :].T @ cache["rh"].reshape(steps * batch, H),
         ])
+        # One pre-activation per gate: input and recurrent gradients agree.
+        return _input_gradients(x, params, da_hh, da_hh[:, :, 2 * H :], dh, dW_hh)
 
-    da_ih_flat = da_ih.reshape(steps * batch, 3 * H)
-    dx = (da_ih_flat @ params["weight_ih"]).reshape(steps, batch, input_size)
+
+def _input_gradients(x, params, da_hh, da_n, dh, dW_hh):
+    """``dx`` and the parameter gradients from the pre-activation gradients of all steps:
+    ``da_hh`` ``(T, B, 3H)`` (recurrent side) and ``da_n`` ``(T, B, H)``, the input side's
+    candidate block (its r and z blocks are those of ``da_hh``)."""
+    steps, batch, input_size = x.shape
+    H = da_n.shape[2]
+    da_rz = da_hh[:, :, : 2 * H].reshape(steps * batch, 2 * H)
+    da_n = da_n.reshape(steps * batch, H)
+    w_ih = params["weight_ih"]
+    dx = da_rz @ w_ih[: 2 * H]
+    dx += da_n @ w_ih[2 * H :]
+    x_flat = x.reshape(steps * batch, input_size)
+    db_hh = da_hh.reshape(steps * batch, 3 * H).sum(axis=0)
     grads = {
-        "weight_ih": da_ih_flat.T @ x.reshape(steps * batch, input_size),
+        "weight_ih": np.concatenate([da_rz.T @ x_flat, da_n.T @ x_flat]),
         "weight_hh": dW_hh,
-        "bias_ih": da_ih_flat.sum(axis=0),
-        "bias_hh": da_hh.reshape(steps * batch, 3 * H).sum(axis=0),
+        "bias_ih": np.concatenate([db_hh[: 2 * H], da_n.sum(axis=0)]),
+        "bias_hh": db_hh,
     }
-    return dx, (dh,), grads
+    return dx.reshape(steps, batch, input_size), (dh,), grads

@@ -3,17 +3,22 @@
 
 Internally the gate blocks are kept in the order **o, i, f, g** (torch's is i, f, g, o), so that
 the three sigmoid gates (o, i, f) are contiguous and the three blocks multiplied by the cell
-gradient (i, f, g) are contiguous too.  The sigmoid rows of the weights are pre-scaled by 1/2,
-so one ``tanh`` call a step gives ``tanh(a/2)`` for o, i, f and ``tanh(a)`` for g, and
-``sigmoid(a) = (1 + tanh(a/2)) / 2``.  (With peepholes the output gate needs the new cell, so
-it gets its own ``tanh`` call.)
+gradient (i, f, g) are contiguous too.  The weight rows are pre-scaled (by -1 for o, i, f and
+-2 for g, see :mod:`companion.fast._ops`) so that one ``exp``, one add and one division a step
+give all four gates: ``sigmoid(a) = 1 / (1 + exp(-a))`` and ``tanh(a) = 2 sigmoid(2a) - 1``.
+(With peepholes the output gate needs the new cell, so it gets its own three calls.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from companion._gates import sigmoid_via_tanh_
+from companion.fast._ops import (
+    SIGMOID_SCALE,
+    TANH_SCALE,
+    sigmoid_of_scaled_,
+    tanh_from_sigmoid_,
+)
 
 PEEPHOLE_KEYS = ("weight_peep_i", "weight_peep_f", "weight_peep_o")
 INTERNAL_ORDER = (3, 0, 1, 2)  # torch block indices of o, i, f, g
@@ -37,13 +42,13 @@ def forward(x, state, params):
     peep = PEEPHOLE_KEYS[0] in params
 
     rows = internal_rows(H)
-    scale = np.ones(4 * H, dtype)
-    scale[: 3 * H] = 0.5  # o, i, f: sigmoid(a) = (1 + tanh(a / 2)) / 2
+    scale = np.full(4 * H, SIGMOID_SCALE, dtype)  # o, i, f
+    scale[3 * H :] = TANH_SCALE  # g
     w_ih = params["weight_ih"][rows] * scale[:, None]
     w_hh_t = np.ascontiguousarray((params["weight_hh"][rows] * scale[:, None]).T)
     bias = (params["bias_ih"] + params["bias_hh"])[rows] * scale
     if peep:
-        half_p_i, half_p_f, half_p_o = (0.5 * params[key] for key in PEEPHOLE_KEYS)
+        neg_p_i, neg_p_f, neg_p_o = (SIGMOID_SCALE * params[key] for key in PEEPHOLE_KEYS)
 
     hs = np.empty((steps + 1, batch, H), dtype)
     cs = np.empty((steps + 1, batch, H), dtype)
@@ -56,28 +61,26 @@ def forward(x, state, params):
     recurrent = np.empty((batch, 4 * H), dtype)
     scratch = np.empty((batch, H), dtype)
 
-    for t in range(steps):
-        a = acts[t]
-        a += np.matmul(hs[t], w_hh_t, out=recurrent)
-        o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c_prev, c = cs[t], cs[t + 1]
-        if peep:
-            i += np.multiply(half_p_i, c_prev, out=scratch)
-            f += np.multiply(half_p_f, c_prev, out=scratch)
-            np.tanh(a[:, H:], out=a[:, H:])
-            a_if = a[:, H : 3 * H]
-        else:
-            np.tanh(a, out=a)
-            a_if = a[:, : 3 * H]
-        a_if *= 0.5
-        a_if += 0.5  # now o (unless peephole), i, f hold sigmoids
-        np.multiply(f, c_prev, out=c)
-        c += np.multiply(i, g, out=scratch)
-        if peep:
-            o += np.multiply(half_p_o, c, out=scratch)
-            sigmoid_via_tanh_(o)
-        np.tanh(c, out=tanh_cs[t])
-        np.multiply(o, tanh_cs[t], out=hs[t + 1])
+    with np.errstate(over="ignore"):
+        for t in range(steps):
+            a = acts[t]
+            np.add(a, np.matmul(hs[t], w_hh_t, out=recurrent), out=a)
+            o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            c_prev, c = cs[t], cs[t + 1]
+            if peep:  # i and f look at c_prev; o waits for the new cell
+                np.add(i, np.multiply(neg_p_i, c_prev, out=scratch), out=i)
+                np.add(f, np.multiply(neg_p_f, c_prev, out=scratch), out=f)
+                sigmoid_of_scaled_(a[:, H:])
+            else:
+                sigmoid_of_scaled_(a)
+            tanh_from_sigmoid_(g)
+            np.multiply(f, c_prev, out=c)
+            np.add(c, np.multiply(i, g, out=scratch), out=c)
+            if peep:
+                np.add(o, np.multiply(neg_p_o, c, out=scratch), out=o)
+                sigmoid_of_scaled_(o)
+            np.tanh(c, out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])
 
     cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
     return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
@@ -93,15 +96,25 @@ def backward(d_outputs, d_state, cache):
     peep = PEEPHOLE_KEYS[0] in params
     dh, dc = d_state
 
-    # Everything that does not depend on the backward recursion, for all steps at once.
-    o, i, f, g = (acts[:, :, k * H : (k + 1) * H] for k in range(4))
-    c_prevs = cs[:-1]
-    dh_to_dc = o * (1 - tanh_cs * tanh_cs)  # d c_t / d h_t factor
-    dh_to_da_o = tanh_cs * o * (1 - o)
-    dc_to_da = np.empty((steps, batch, 3, H), dtype)  # for a_i, a_f, a_g
-    np.multiply(g, i * (1 - i), out=dc_to_da[:, :, 0])
-    np.multiply(c_prevs, f * (1 - f), out=dc_to_da[:, :, 1])
-    np.multiply(i, 1 - g * g, out=dc_to_da[:, :, 2])
+    # The local derivatives, for all steps at once, in few passes over preallocated arrays.
+    # local[t] holds, in the layout of da[t] (o, i, f, g), what dh (block o) or the cell
+    # gradient dc (blocks i, f, g) is multiplied by to give the pre-activation gradients:
+    # tanh(c) o (1 - o), g i (1 - i), c_prev f (1 - f), i (1 - g^2).
+    local = np.multiply(acts, acts)
+    sig, local_sig = acts[:, :, : 3 * H], local[:, :, : 3 * H]
+    np.subtract(sig, local_sig, out=local_sig)  # s (1 - s) for o, i, f
+    local_g = local[:, :, 3 * H :]
+    np.subtract(1, local_g, out=local_g)  # 1 - g^2
+    i, f, g = acts[:, :, H : 2 * H], acts[:, :, 2 * H : 3 * H], acts[:, :, 3 * H :]
+    local[:, :, :H] *= tanh_cs
+    local[:, :, H : 2 * H] *= g
+    local[:, :, 2 * H : 3 * H] *= cs[:-1]
+    local_g *= i
+    dh_to_dc = np.multiply(tanh_cs, tanh_cs)
+    np.subtract(1, dh_to_dc, out=dh_to_dc)
+    dh_to_dc *= acts[:, :, :H]  # o (1 - tanh(c)^2)
+    dh_to_da_o = local[:, :, :H]
+    dc_to_da = local.reshape(steps, batch, 4, H)[:, :, 1:]
     f = np.ascontiguousarray(f)
 
     rows = internal_rows(H)
@@ -138,7 +151,7 @@ def backward(d_outputs, d_state, cache):
     grads["bias_ih"][rows] = da_flat.sum(axis=0)
     grads["bias_hh"] = grads["bias_ih"].copy()
     if peep:
-        grads["weight_peep_i"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 1], c_prevs)
-        grads["weight_peep_f"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 2], c_prevs)
+        grads["weight_peep_i"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 1], cs[:-1])
+        grads["weight_peep_f"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 2], cs[:-1])
         grads["weight_peep_o"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 0], cs[1:])
     return dx, (dh, dc), grads
