@@ -44,6 +44,13 @@ Parameters (``G = 3`` gates stacked in PyTorch's order **r, z, n**)::
     weight_ih (3H, D)   weight_hh (3H, H)   bias_ih (3H,)   bias_hh (3H,)
 
 Shapes are time-major: ``x`` ``(T, B, D)``, ``h`` ``(B, H)``.
+
+The module reads in order: :func:`cell_forward` (one step, gate by gate), :func:`cell_backward`
+(its backward), then :func:`forward` / :func:`backward` over a sequence.  These hand the work
+to the fast kernel in :mod:`companion.fast` by default; ``forward(..., fast=False)`` runs the
+plain loop over :func:`cell_forward` written here, and :func:`backward` then loops over
+:func:`cell_backward`.  Both paths agree with ``torch.nn`` to round-off and with each other to
+1e-12 (``tests/test_fast.py``).
 """
 
 from __future__ import annotations

@@ -51,6 +51,13 @@ Parameters (``G = 4`` gates stacked in PyTorch's order **i, f, g, o**)::
 
 Shapes are time-major: ``x`` ``(T, B, D)``, ``h`` and ``c`` ``(B, H)``.  The state is the
 pair ``(h, c)`` everywhere (:func:`cell_forward`, :func:`forward`, :func:`backward`).
+
+The module reads in order: :func:`cell_forward` (one step, gate by gate), :func:`cell_backward`
+(its backward), then :func:`forward` / :func:`backward` over a sequence.  These hand the work
+to the fast kernel in :mod:`companion.fast` by default; ``forward(..., fast=False)`` runs the
+plain loop over :func:`cell_forward` written here, and :func:`backward` then loops over
+:func:`cell_backward`.  Both paths agree with ``torch.nn`` to round-off and with each other to
+1e-12 (``tests/test_fast.py``).
 """
 
 from __future__ import annotations
