@@ -5,6 +5,7 @@ One module per idea:
 * ``companion.activations`` – numerically stable sigmoid / tanh and their derivatives;
 * ``companion.rnn``, ``companion.lstm``, ``companion.gru`` – NumPy cells, forward and backward
   (one step and a whole sequence), in PyTorch's parameter layout and gate order;
+* ``companion.fast`` – the fast sequence kernels behind the cells' ``forward`` / ``backward``;
 * ``companion.interop`` – copy parameters between ``torch.nn`` modules and NumPy dicts;
 * ``companion.gradients`` – finite differences, a readable gradcheck, Jacobian norms through
   time, clipping by global norm;
@@ -16,7 +17,7 @@ One module per idea:
 * ``companion.plots`` – the course's colour-blind-safe plot style;
 * ``companion.exercises`` – the exercise registry, checks, hints and reference solutions;
 * ``companion.grader`` – ``python -m companion grade``: grade notebooks in fresh kernels;
-* ``companion.bench`` – ``python -m companion.bench``: NumPy LSTM against ``torch.nn.LSTM``;
+* ``companion.bench`` – ``python -m companion.bench``: the NumPy cells against ``torch.nn``;
 * ``companion.timing`` – ``python -m companion.timing``: how long each lesson takes.
 """
 

@@ -1,130 +1,476 @@
-"""Benchmark: NumPy LSTM forward + backward against ``torch.nn.LSTM`` on the CPU.
+"""Benchmark: the NumPy cells' forward + backward against ``torch.nn`` on the CPU, timed honestly.
 
-Run ``python -m companion.bench`` (add ``--quick`` for a short run).  Both implementations get
-the same shapes (default ``T=100, B=32, D=H=128``, float32), the same parameters and the same
-upstream gradients, and are timed in one process, alternating NumPy and torch runs, reporting
-medians.
+``python -m companion.bench`` times every cell of :mod:`companion.cells` at the default size
+(``T=100, B=32, D=H=128``, float32, forward + backward) with 1 and 2 threads;
+``--grid`` times the grid of the course's README (cells x 5 sizes x threads 1 and 2);
+``--quick`` makes every measurement short (a smoke test, not a measurement).
 
-Threads: NumPy's BLAS reads its thread count from the environment when NumPy is first imported
-(``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``).  ``--threads N`` sets
-those variables *before* importing NumPy when this module is run as a script, and calls
-``torch.set_num_threads(N)``; without it both use ``os.cpu_count()`` threads (the default of
-both libraries).  If NumPy was already imported (e.g. ``bench.main()`` from a notebook), only
-torch's thread count can be changed and the report says so.
+How it measures:
 
-FLOP count (matmuls only): forward ``2 * T * B * 4H * (D + H)``, backward twice that (input,
-recurrent and weight gradients).
+* **Each library alone.** Every measurement runs in a fresh subprocess that imports only the
+  library it times (the NumPy worker never imports torch), with ``OMP_NUM_THREADS``,
+  ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` set to the thread count before anything is
+  imported (and ``torch.set_num_threads``).  Timing both in one process lets OpenBLAS's spinning
+  idle threads steal torch's cores, and hides page faults; separate processes avoid both.
+* **Median and spread.** A worker times forward + backward repeatedly (after warm-up) until it
+  has run at least ``--min-time`` seconds and ``--repeats`` times; the report gives the median
+  and the interquartile range.  ``--rounds`` repeats every (NumPy, torch) pair of processes.
+* **The machine's load** is read with ``os.getloadavg()`` before and after the run and compared
+  with the number of CPUs; a loaded machine gets a warning, since its timings mean little.
+* **The matmul floor**: the NumPy worker also times the cell's own matmuls alone (input
+  projections, the recurrent product of every step forward and backward, the input and weight
+  gradients), with preallocated outputs.  No implementation built on these BLAS calls can be
+  faster; "matmul share" is floor / NumPy time and "x floor" its inverse.
+* **Memory**: bytes held by the forward's cache (arrays other than the inputs and parameters)
+  next to the bytes of the tensors torch's autograd saves for the backward, measured with
+  ``torch.autograd.graph.saved_tensors_hooks`` (again without inputs and parameters).
+
+FLOP count (matmuls only): forward ``2 T B G H (D + H)`` with ``G`` weight blocks (1 RNN, 3 GRU,
+4 LSTM), backward twice that (input, recurrent and weight gradients).
+
+Torch runs its LSTM on the CPU as one fused oneDNN kernel over the whole sequence
+(``aten::mkldnn_rnn_layer``, reported in the "torch kernel" column), while its RNN and GRU go step
+by step through autograd.  The NumPy cells are a Python loop of NumPy calls: at small batch the
+time is dominated by the per-call overhead (about a microsecond per call, tens of calls a step),
+and the matmuls alone already take about as long as torch's fused LSTM.  Where the LSTM stays
+above 1.5x torch the report says which of the two applies.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import time
 
-_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+DEFAULT_SIZE = (100, 32, 128)  # (T, B, H) with D = H
+GRID_SIZES = ((100, 32, 128), (50, 1, 32), (100, 64, 256), (200, 16, 512), (1000, 8, 64))
+GRID_THREADS = (1, 2)
+LOADED_SHARE = 0.25  # warn when others keep more than this share of the CPUs busy
+FUSED_KERNEL = "aten::mkldnn_rnn_layer"
 
 
-def _parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m companion.bench", description=__doc__.split(
-        "\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few repeats (a smoke test)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per library")
-    parser.add_argument("--steps", type=int, default=100, help="T")
-    parser.add_argument("--batch", type=int, default=32, help="B")
-    parser.add_argument("--input-size", type=int, default=128, help="D")
-    parser.add_argument("--hidden-size", type=int, default=128, help="H")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    return parser.parse_args(argv)
+# --------------------------------------------------------------------------- arithmetic
 
 
-def _set_thread_env(threads: int | None) -> str:
-    """Set BLAS thread variables if NumPy is not imported yet; say what happened."""
-    if threads is None:
-        return f"default threads (os.cpu_count() = {os.cpu_count()})"
-    if "numpy" in sys.modules:
-        return (f"NumPy already imported: its BLAS keeps its own thread count; torch uses "
-                f"{threads}")
-    for var in _THREAD_VARS:
-        os.environ[var] = str(threads)
-    return f"{threads} thread(s): {', '.join(_THREAD_VARS)} set before importing NumPy"
+def matmul_flops(steps: int, batch: int, input_size: int, hidden: int, gate_count: int) -> int:
+    """Matmul FLOPs of one forward + backward: forward ``2 T B G H (D + H)``, backward twice."""
+    return 3 * 2 * steps * batch * gate_count * hidden * (input_size + hidden)
 
 
-def _median(values):
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+def summarize(values) -> dict:
+    """Median, quartiles, min and count of a list of seconds."""
+    values = sorted(values)
+    if len(values) >= 2:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = values[0]
+    return {"median": statistics.median(values), "q1": q1, "q3": q3, "min": values[0],
+            "n": len(values)}
 
 
-def run(args) -> dict:
-    thread_note = _set_thread_env(args.threads)
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def load_warning(when: str, load: float, cpus: int, own: float = 0.0) -> str | None:
+    """A warning if other processes keep more than ``LOADED_SHARE`` of the CPUs busy.
+
+    ``load`` is the 1-minute load average, ``own`` what this bench itself contributes to it
+    (up to its thread count after it has run, 0 before).
+    """
+    others = load - own
+    if others <= LOADED_SHARE * cpus:
+        return None
+    return (f"WARNING: the machine is loaded {when} the run: 1-minute load average {load:.2f} "
+            f"on {cpus} CPU(s) (about {max(others, 0):.1f} beyond this bench); timings are "
+            "unreliable, re-measure on an idle machine")
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _inputs(kind: str, size, seed: int = 0):
     import numpy as np
+
+    from companion import cells
+
+    steps, batch, hidden = size
+    rng = np.random.default_rng(seed)
+    params = cells.get(kind).module.init_params(hidden, hidden, seed=seed, dtype=np.float32)
+    x = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    d_outputs = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    return params, x, d_outputs
+
+
+def _time(function, min_time: float, min_repeats: int, max_repeats: int = 1000) -> list[float]:
+    for _ in range(2):  # warm-up: allocator, BLAS thread pool, torch's kernels
+        function()
+    times, start = [], time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < min_time
+                                       and len(times) < max_repeats):
+        begin = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - begin)
+    return times
+
+
+def _owned_bytes(value, exclude: set[int], seen: set[int]) -> int:
+    """Bytes of the distinct NumPy buffers in a (nested) cache, without those in ``exclude``."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return sum(_owned_bytes(v, exclude, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_owned_bytes(v, exclude, seen) for v in value)
+    if not isinstance(value, np.ndarray):
+        return 0
+    base = _root(value)
+    if id(base) in exclude or id(base) in seen:
+        return 0
+    seen.add(id(base))
+    return base.nbytes
+
+
+def _root(array):
+    """The array that owns the memory of a (chain of) NumPy views."""
+    while getattr(array, "base", None) is not None and hasattr(array.base, "base"):
+        array = array.base
+    return array
+
+
+def cache_bytes(cache: dict, inputs) -> int:
+    """Bytes the cache holds beyond the arrays in ``inputs`` (the data and the parameters)."""
+    exclude = {id(_root(a)) for a in inputs}
+    return _owned_bytes(cache, exclude, set())
+
+
+def matmul_floor(kind: str, size, dtype="float32", seed: int = 0):
+    """A function running the cell's matmuls of one forward + backward, outputs preallocated."""
+    import numpy as np
+
+    from companion import cells
+
+    steps, batch, hidden = size
+    gates = cells.get(kind).gate_count * hidden
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x, w_ih, w_hh = draw(steps * batch, hidden), draw(gates, hidden), draw(gates, hidden)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    hs, da = draw(steps + 1, batch, hidden), draw(steps, batch, gates)
+    acts, recurrent, dh = draw(steps * batch, gates), draw(batch, gates), draw(batch, hidden)
+    dx, dw_ih, dw_hh = draw(steps * batch, hidden), draw(gates, hidden), draw(gates, hidden)
+    da_flat, hs_flat = da.reshape(steps * batch, gates), hs[:-1].reshape(steps * batch, hidden)
+
+    def run():
+        np.matmul(x, w_ih.T, out=acts)  # input projections of all steps
+        for t in range(steps):
+            np.matmul(hs[t], w_hh_t, out=recurrent)  # forward recurrence
+        for t in range(steps - 1, -1, -1):
+            np.matmul(da[t], w_hh, out=dh)  # backward recurrence
+        np.matmul(da_flat, w_ih, out=dx)
+        np.matmul(da_flat.T, x, out=dw_ih)
+        np.matmul(da_flat.T, hs_flat, out=dw_hh)
+
+    return run
+
+
+def numpy_worker(kind: str, size, threads: int, min_time: float, min_repeats: int) -> dict:
+    """Time the NumPy cell (its default, fast path) and its matmul floor."""
+    from companion import cells
+
+    cell = cells.get(kind)
+    params, x, d_outputs = _inputs(kind, size)
+
+    def step():
+        _, _, cache = cell.module.forward(x, params, None, **cell.default_options)
+        cell.module.backward(d_outputs, cache)
+
+    _, _, cache = cell.module.forward(x, params, None, **cell.default_options)
+    return {
+        "times": _time(step, min_time, min_repeats),
+        "floor_times": _time(matmul_floor(kind, size), min_time, min_repeats),
+        "cache_bytes": cache_bytes(cache, [x, *params.values()]),
+    }
+
+
+def torch_worker(kind: str, size, threads: int, min_time: float, min_repeats: int) -> dict:
+    """Time ``torch.nn.<torch_class>``; report its saved-tensor bytes and its fused kernel."""
     import torch
 
-    from companion import lstm
+    from companion import cells
     from companion.interop import to_torch
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    T, B, D, H = args.steps, args.batch, args.input_size, args.hidden_size
-    dtype = np.dtype(args.dtype)
-    rng = np.random.default_rng(0)
-    params = lstm.init_params(D, H, seed=0, dtype=dtype)
-    x = rng.standard_normal((T, B, D)).astype(dtype)
-    d_out = rng.standard_normal((T, B, H)).astype(dtype)
-
-    module = to_torch(params, torch.nn.LSTM(D, H).to(getattr(torch, args.dtype)))
+    torch.set_num_threads(threads)
+    cell = cells.get(kind)
+    params, x, d_outputs = _inputs(kind, size)
+    module = to_torch(params, getattr(torch.nn, cell.torch_class)(x.shape[2], size[2]))
+    module = module.to(torch.float32)
     x_torch = torch.from_numpy(x).requires_grad_(True)
-    d_out_torch = torch.from_numpy(d_out)
+    d_out_torch = torch.from_numpy(d_outputs)
 
-    def numpy_step():
-        outputs, _, cache = lstm.forward(x, params)
-        lstm.backward(d_out, cache)
-
-    def torch_step():
+    def step():
         module.zero_grad(set_to_none=True)
         x_torch.grad = None
         outputs, _ = module(x_torch)
         outputs.backward(d_out_torch)
 
-    repeats = args.repeats or (5 if args.quick else 30)
-    for _ in range(2):  # warm-up (allocator, BLAS thread pool)
-        numpy_step()
-        torch_step()
-    times = {"numpy": [], "torch": []}
-    for _ in range(repeats):
-        for name, step in (("numpy", numpy_step), ("torch", torch_step)):
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    flops = 3 * 2 * T * B * 4 * H * (D + H)
-    result = {name: _median(values) for name, values in times.items()}
-    result.update(flops=flops, threads=thread_note, repeats=repeats,
-                  torch_threads=torch.get_num_threads(), shape=(T, B, D, H), dtype=str(dtype))
-    return result
+    times = _time(step, min_time, min_repeats)
+    inputs = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    inputs.add(x_torch.untyped_storage().data_ptr())
+    saved = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in inputs:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        outputs, _ = module(x_torch)
+    del outputs
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        step()
+    names = {event.name for event in profile.events()}
+    return {"times": times, "saved_bytes": sum(saved.values()),
+            "fused": FUSED_KERNEL in names, "torch_threads": torch.get_num_threads()}
 
 
-def report(result: dict) -> str:
-    T, B, D, H = result["shape"]
-    lines = [
-        f"LSTM forward + backward, T={T} B={B} D={D} H={H} {result['dtype']}, "
-        f"median of {result['repeats']} alternating runs",
-        f"threads: {result['threads']}; torch.get_num_threads() = {result['torch_threads']}",
-        f"matmul FLOPs per forward+backward: {result['flops'] / 1e9:.3f} GFLOP",
-    ]
-    for name in ("numpy", "torch"):
-        seconds = result[name]
-        lines.append(f"  {name:6s} {seconds * 1e3:8.2f} ms   {result['flops'] / seconds / 1e9:7.1f}"
-                     " GFLOP/s")
-    lines.append(f"ratio numpy / torch = {result['numpy'] / result['torch']:.2f} "
-                 "(goal: <= 1.5)")
+WORKERS = {"numpy": numpy_worker, "torch": torch_worker}
+
+
+def run_worker(library: str, kind: str, size, threads: int, min_time: float,
+               min_repeats: int) -> dict:
+    """Run one measurement in a fresh Python process with the thread variables set."""
+    spec = {"library": library, "kind": kind, "size": list(size), "threads": threads,
+            "min_time": min_time, "min_repeats": min_repeats}
+    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+    done = subprocess.run([sys.executable, "-m", "companion.bench", "--worker", json.dumps(spec)],
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{library} worker for {kind} {size} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _worker_main(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    function = WORKERS[spec.pop("library")]
+    spec["size"] = tuple(spec["size"])
+    print(json.dumps(function(**spec)))
+    return 0
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def plan(kinds, sizes, threads) -> list[dict]:
+    """Every measurement point: one per (cell, size, thread count)."""
+    from companion import cells
+
+    return [{"kind": cells.get(kind).kind, "size": tuple(size), "threads": n}
+            for kind in kinds for size in sizes for n in threads]
+
+
+def measure(points, *, min_time: float, min_repeats: int, rounds: int = 1,
+            runner=run_worker, log=None) -> list[dict]:
+    """Time every point: NumPy and torch alternate in separate processes, ``rounds`` times."""
+    from companion import cells
+
+    rows = []
+    for point in points:
+        has_torch = cells.get(point["kind"]).torch_class is not None
+        libraries = ["numpy", "torch"] if has_torch else ["numpy"]
+        results = {library: [] for library in libraries}
+        for round_index in range(rounds):
+            order = libraries if round_index % 2 == 0 else libraries[::-1]
+            for library in order:
+                results[library].append(runner(library, point["kind"], point["size"],
+                                               point["threads"], min_time, min_repeats))
+        rows.append(_row(point, results))
+        if log:
+            log(format_row(rows[-1]))
+    return rows
+
+
+def _row(point, results) -> dict:
+    from companion import cells
+
+    cell = cells.get(point["kind"])
+    steps, batch, hidden = point["size"]
+    numpy_runs = results["numpy"]
+    row = dict(point, title=cell.title,
+               flops=matmul_flops(steps, batch, hidden, hidden, cell.gate_count),
+               numpy=summarize([t for run in numpy_runs for t in run["times"]]),
+               floor=summarize([t for run in numpy_runs for t in run["floor_times"]]),
+               cache_bytes=numpy_runs[0]["cache_bytes"], torch=None, saved_bytes=None,
+               fused=None)
+    if results.get("torch"):
+        torch_runs = results["torch"]
+        row.update(torch=summarize([t for run in torch_runs for t in run["times"]]),
+                   saved_bytes=torch_runs[0]["saved_bytes"], fused=torch_runs[0]["fused"])
+    return row
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def ratio(row) -> float | None:
+    """NumPy median / torch median (``None`` without a torch class)."""
+    return None if row["torch"] is None else row["numpy"]["median"] / row["torch"]["median"]
+
+
+def why_slower(row) -> str | None:
+    """Why the NumPy cell stays above 1.5x torch, if it does."""
+    r = ratio(row)
+    if r is None or r <= 1.5:
+        return None
+    steps, batch, _ = row["size"]
+    numpy_s, floor_s = row["numpy"]["median"], row["floor"]["median"]
+    per_step_us = (numpy_s - floor_s) / steps * 1e6
+    reasons = []
+    if row["fused"]:
+        reasons.append(f"torch runs one fused oneDNN kernel ({FUSED_KERNEL}); NumPy's matmuls "
+                       f"alone take {floor_s / row['torch']['median']:.2f}x torch's time")
+    if batch < 16:
+        reasons.append(f"per-step overhead at batch {batch}: {per_step_us:.0f} us a step "
+                       "outside the matmuls, tens of NumPy calls of about 1 us each")
+    elif floor_s < 0.75 * numpy_s:
+        reasons.append(f"elementwise work: {per_step_us:.0f} us a step outside the matmuls")
+    return "; ".join(reasons) or None
+
+
+def _ms(summary) -> str:
+    return (f"{summary['median'] * 1e3:8.2f} [{summary['q1'] * 1e3:.2f}-"
+            f"{summary['q3'] * 1e3:.2f}]")
+
+
+HEADER = (f"{'cell':5s} {'T':>5s} {'B':>3s} {'H':>4s} {'thr':>3s} "
+          f"{'numpy ms [IQR]':>24s} {'torch ms [IQR]':>24s} {'ratio':>6s} {'GFLOP/s':>8s} "
+          f"{'mm share':>8s} {'x floor':>7s} {'cache MB':>8s} {'torch MB':>8s}  torch kernel")
+
+
+def format_row(row) -> str:
+    steps, batch, hidden = row["size"]
+    r = ratio(row)
+    share = row["floor"]["median"] / row["numpy"]["median"]
+    torch_part = _ms(row["torch"]) if row["torch"] else "(no torch class)"
+    saved = "-" if row["saved_bytes"] is None else f"{row['saved_bytes'] / 1e6:8.2f}"
+    kernel = "-" if row["fused"] is None else ("fused" if row["fused"] else "step by step")
+    return (f"{row['title']:5s} {steps:5d} {batch:3d} {hidden:4d} {row['threads']:3d} "
+            f"{_ms(row['numpy']):>24s} {torch_part:>24s} "
+            f"{'-' if r is None else f'{r:.2f}':>6s} "
+            f"{row['flops'] / row['numpy']['median'] / 1e9:8.1f} {share:8.0%} "
+            f"{1 / share:7.2f} {row['cache_bytes'] / 1e6:8.2f} {saved:>8s}  {kernel}")
+
+
+def report(rows, *, notes=()) -> str:
+    lines = [HEADER, *(format_row(row) for row in rows)]
+    explained = [(row, why_slower(row)) for row in rows]
+    explained = [(row, why) for row, why in explained if why]
+    if explained:
+        lines.append("")
+        lines.append("Above 1.5x torch:")
+        for row, why in explained:
+            steps, batch, hidden = row["size"]
+            lines.append(f"  {row['title']} T={steps} B={batch} H={hidden} {row['threads']} "
+                         f"thread(s), {ratio(row):.2f}x: {why}")
+    lines += ["", *notes]
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def machine_notes(load_before, load_after, cpus: int, threads) -> list[str]:
+    import platform
+
+    notes = [
+        f"forward + backward, float32, D = H; median [interquartile range] of the repeats; each "
+        f"library timed alone in its own process with {', '.join(THREAD_VARS)} set to the "
+        "thread count; NumPy's BLAS uses exactly that many threads.",
+        "mm share = time of the cell's matmuls alone (preallocated outputs) / NumPy's time; "
+        "x floor = its inverse; cache MB = the forward cache's arrays, torch MB = the tensors "
+        "autograd saves (inputs and parameters excluded from both).",
+        f"machine: {cpus} CPU(s) available, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}; load average {load_before:.2f} before, "
+        f"{load_after:.2f} after.",
+    ]
+    for warning in (load_warning("before", load_before, cpus),
+                    load_warning("after", load_after, cpus, own=max(threads))):
+        if warning:
+            notes.append(warning)
+    return notes
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _size(text: str):
+    try:
+        steps, batch, hidden = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a size is T,B,H (three integers), got {text!r}") from None
+    if min(steps, batch, hidden) < 1:
+        raise argparse.ArgumentTypeError(f"T, B and H must be positive, got {text!r}")
+    return steps, batch, hidden
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m companion.bench",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", action="store_true",
+                        help="cells x sizes " + " ".join(f"({t},{b},{h})" for t, b, h
+                                                         in GRID_SIZES) + " x threads 1, 2")
+    parser.add_argument("--quick", action="store_true", help="short measurements (smoke test)")
+    parser.add_argument("--cells", nargs="+", default=None, help="cell kinds (default: all)")
+    parser.add_argument("--sizes", nargs="+", type=_size, default=None,
+                        help="sizes T,B,H (D = H); default 100,32,128 (the grid's with --grid)")
+    parser.add_argument("--threads", nargs="+", type=int, default=None,
+                        help="thread counts (default 1 2, capped at the CPUs available)")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="seconds each worker keeps timing (default 1.0, --quick 0.05)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="at least this many timed runs per worker (default 7, --quick 2)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="processes per library and point, alternating (default 1)")
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None, runner=run_worker) -> int:
     args = _parse(argv)
-    print(report(run(args)))
+    if args.worker:
+        return _worker_main(args.worker)
+    from companion import cells
+
+    cpus = cpu_count()
+    kinds = args.cells or list(cells.KINDS)
+    sizes = args.sizes or (list(GRID_SIZES) if args.grid else [DEFAULT_SIZE])
+    threads = args.threads or [n for n in GRID_THREADS if n <= cpus] or [1]
+    min_time = args.min_time if args.min_time is not None else (0.05 if args.quick else 1.0)
+    repeats = args.repeats or (2 if args.quick else 7)
+    load_before = os.getloadavg()[0]
+    warning = load_warning("before", load_before, cpus)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    print(HEADER, file=sys.stderr, flush=True)
+    rows = measure(plan(kinds, sizes, threads), min_time=min_time, min_repeats=repeats,
+                   rounds=max(1, args.rounds), runner=runner,
+                   log=lambda line: print(line, file=sys.stderr, flush=True))
+    notes = machine_notes(load_before, os.getloadavg()[0], cpus, threads)
+    print(report(rows, notes=notes))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"rows": rows, "notes": notes}, handle, indent=1)
     return 0
 
 

@@ -44,6 +44,13 @@ Parameters (``G = 3`` gates stacked in PyTorch's order **r, z, n**)::
     weight_ih (3H, D)   weight_hh (3H, H)   bias_ih (3H,)   bias_hh (3H,)
 
 Shapes are time-major: ``x`` ``(T, B, D)``, ``h`` ``(B, H)``.
+
+The module reads in order: :func:`cell_forward` (one step, gate by gate), :func:`cell_backward`
+(its backward), then :func:`forward` / :func:`backward` over a sequence.  These hand the work
+to the fast kernel in :mod:`companion.fast` by default; ``forward(..., fast=False)`` runs the
+plain loop over :func:`cell_forward` written here, and :func:`backward` then loops over
+:func:`cell_backward`.  Both paths agree with ``torch.nn`` to round-off and with each other to
+1e-12 (``tests/test_fast.py``).
 """
 
 from __future__ import annotations
@@ -59,8 +66,9 @@ from companion._checks import (
     check_step_input,
     compute_dtype,
 )
-from companion._gates import GateParams, sigmoid_via_tanh_, split_gates, uniform_init
+from companion._gates import GateParams, split_gates, uniform_init
 from companion.activations import sigmoid
+from companion.fast import gru as fast_gru
 
 GATE_NAMES = ("r", "z", "n")
 RESET_FORMS = ("after", "before")
@@ -190,12 +198,9 @@ def cell_backward(dh_t, cache: dict):
 
 
 # --------------------------------------------------------------------------- a sequence
-#
-# Fast path: rows of r and z are pre-scaled by 1/2 so that sigmoid(a) = (1 + tanh(a / 2)) / 2
-# takes one tanh call for both gates; all input projections are one matmul.
 
 
-def forward(x, params: dict, state=None, *, reset: str = "after"):
+def forward(x, params: dict, state=None, *, reset: str = "after", fast: bool = True):
     """Run the GRU over a sequence (``reset="after"`` matches ``torch.nn.GRU``).
 
     Args:
@@ -203,79 +208,32 @@ def forward(x, params: dict, state=None, *, reset: str = "after"):
         params: see :func:`init_params`.
         state: ``h0`` ``(B, H)``, or ``None`` for zeros.
         reset: ``"after"`` (default, PyTorch) or ``"before"`` (Cho et al. 2014).
+        fast: ``True`` (default) runs :func:`companion.fast.gru.forward`, which gives the same
+            numbers with fewer NumPy calls; ``False`` runs the loop below, :func:`cell_forward`
+            once per step.
 
     Returns:
         ``(outputs, h_T, cache)``: ``outputs`` ``(T, B, H)`` holds ``h_1 .. h_T``.  ``cache``
-        is a dict for :func:`backward` with ``x``, ``params``, ``reset``, ``hs``
-        (``h_0 .. h_T``, ``(T+1, B, H)``), ``acts`` (``(T, B, 3H)``: r, z, n) and ``hn``
-        (after) or ``rh`` (before), each ``(T, B, H)``.
+        is a dict for :func:`backward` with ``x``, ``params``, ``reset`` and ``hs``
+        (``h_0 .. h_T``, ``(T+1, B, H)``), plus what the path that made it needs.
     """
     check_choice("reset", reset, RESET_FORMS)
     x, h0, params = _prepare(x, state, params, step=False)
-    steps, batch, input_size = x.shape
-    H = h0.shape[1]
-    dtype = x.dtype
-    scale = np.ones(3 * H, dtype)
-    scale[: 2 * H] = 0.5
-    w_ih = params["weight_ih"] * scale[:, None]
-    w_hh = params["weight_hh"] * scale[:, None]
-    b_hh = params["bias_hh"] * scale
-    bias = params["bias_ih"] * scale
-    bias[: 2 * H] += b_hh[: 2 * H]
-    if reset == "before":
-        bias[2 * H :] += b_hh[2 * H :]
-
-    hs = np.empty((steps + 1, batch, H), dtype)
-    hs[0] = h0
-    acts = x.reshape(steps * batch, input_size) @ w_ih.T
-    acts += bias
-    acts = acts.reshape(steps, batch, 3 * H)
-    scratch = np.empty((batch, H), dtype)
-    cache = {"x": x, "params": params, "reset": reset, "hs": hs, "acts": acts}
-
-    if reset == "after":
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        b_hn = b_hh[2 * H :]
-        recurrent = np.empty((batch, 3 * H), dtype)
-        hn = cache["hn"] = np.empty((steps, batch, H), dtype)
-        for t in range(steps):
-            a = acts[t]
-            np.matmul(hs[t], w_hh_t, out=recurrent)
-            np.add(recurrent[:, 2 * H :], b_hn, out=hn[t])
-            rz = a[:, : 2 * H]
-            rz += recurrent[:, : 2 * H]
-            sigmoid_via_tanh_(rz)
-            r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-            n += np.multiply(r, hn[t], out=scratch)
-            np.tanh(n, out=n)
-            _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
-    else:
-        w_rz_t = np.ascontiguousarray(w_hh[: 2 * H].T)
-        w_hn_t = np.ascontiguousarray(w_hh[2 * H :].T)
-        recurrent = np.empty((batch, 2 * H), dtype)
-        rh = cache["rh"] = np.empty((steps, batch, H), dtype)
-        for t in range(steps):
-            a = acts[t]
-            rz = a[:, : 2 * H]
-            rz += np.matmul(hs[t], w_rz_t, out=recurrent)
-            sigmoid_via_tanh_(rz)
-            r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-            np.multiply(r, hs[t], out=rh[t])
-            n += np.matmul(rh[t], w_hn_t, out=scratch)
-            np.tanh(n, out=n)
-            _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
-    return hs[1:].copy(), hs[steps].copy(), cache
-
-
-def _update(n, z, h_prev, *, out, scratch):
-    """out = (1 - z) * n + z * h_prev, computed as n + z * (h_prev - n)."""
-    np.subtract(h_prev, n, out=scratch)
-    scratch *= z
-    np.add(n, scratch, out=out)
+    if fast:
+        outputs, (h_T,), cache = fast_gru.forward(x, (h0,), params, reset=reset)
+        return outputs, h_T, cache
+    h_t, hs, step_caches = h0, [h0], []
+    for x_t in x:
+        h_t, step_cache = cell_forward(x_t, h_t, params, reset=reset)
+        hs.append(h_t)
+        step_caches.append(step_cache)
+    hs = np.stack(hs)
+    cache = {"x": x, "params": params, "reset": reset, "hs": hs, "step_caches": step_caches}
+    return hs[1:].copy(), h_t, cache
 
 
 def backward(d_outputs, cache: dict, d_final_state=None):
-    """Backpropagation through time for :func:`forward` (either reset form).
+    """Backpropagation through time for :func:`forward` (either reset form, either path).
 
     Args:
         d_outputs: ``(T, B, H)`` gradient w.r.t. ``outputs`` (``None``: zeros).
@@ -286,72 +244,23 @@ def backward(d_outputs, cache: dict, d_final_state=None):
         ``(dx, dh0, grads)``: ``dx`` ``(T, B, D)``, ``dh0`` ``(B, H)``, ``grads`` with the keys
         and shapes of ``params``.
     """
-    x, params, hs, acts = cache["x"], cache["params"], cache["hs"], cache["acts"]
-    steps, batch, input_size = x.shape
-    H = hs.shape[2]
-    dtype = x.dtype
+    x, params = cache["x"], cache["params"]
+    steps, batch, _ = x.shape
+    H = params["weight_hh"].shape[1]
     if d_outputs is not None:
         d_outputs = check_gradient("d_outputs", d_outputs, (steps, batch, H), "TBH")
-    dh = np.zeros((batch, H), dtype)
+    dh = np.zeros((batch, H), x.dtype)  # dL/dh_t, from the steps after t
     if d_final_state is not None:
         dh += check_gradient("d_final_state", d_final_state, (batch, H), "BH")
-
-    r, z, n = (acts[:, :, k * H : (k + 1) * H] for k in range(3))
-    h_prevs = hs[:-1]
-    dh_to_da_n = (1 - z) * (1 - n * n)
-    dh_to_da_z = (h_prevs - n) * z * (1 - z)
-    z = np.ascontiguousarray(z)
-    w_hh = params["weight_hh"]
-    da_hh = np.empty((steps, batch, 3 * H), dtype)  # gradients of the recurrent pre-activations
-    scratch = np.empty((batch, H), dtype)
-
-    if cache["reset"] == "after":
-        dn_to_da_r = cache["hn"] * r * (1 - r)
-        r = np.ascontiguousarray(r)
-        da_n = np.empty((steps, batch, H), dtype)
-        recurrent = np.empty((batch, H), dtype)
-        for t in range(steps - 1, -1, -1):
-            if d_outputs is not None:
-                dh += d_outputs[t]
-            np.multiply(dh, dh_to_da_n[t], out=da_n[t])
-            np.multiply(dh, dh_to_da_z[t], out=da_hh[t, :, H : 2 * H])
-            np.multiply(da_n[t], dn_to_da_r[t], out=da_hh[t, :, :H])
-            np.multiply(da_n[t], r[t], out=da_hh[t, :, 2 * H :])
-            np.matmul(da_hh[t], w_hh, out=recurrent)
-            dh *= z[t]
-            dh += recurrent
-        da_ih = da_hh.copy()
-        da_ih[:, :, 2 * H :] = da_n
-        h_inputs = h_prevs.reshape(steps * batch, H)
-        dW_hh = da_hh.reshape(steps * batch, 3 * H).T @ h_inputs
-    else:
-        drh_to_da_r = h_prevs * r * (1 - r)
-        r = np.ascontiguousarray(r)
-        w_rz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]
-        d_rh = np.empty((batch, H), dtype)
-        for t in range(steps - 1, -1, -1):
-            if d_outputs is not None:
-                dh += d_outputs[t]
-            da_n = np.multiply(dh, dh_to_da_n[t], out=da_hh[t, :, 2 * H :])
-            np.multiply(dh, dh_to_da_z[t], out=da_hh[t, :, H : 2 * H])
-            np.matmul(da_n, w_hn, out=d_rh)
-            np.multiply(d_rh, drh_to_da_r[t], out=da_hh[t, :, :H])
-            dh *= z[t]
-            dh += np.multiply(d_rh, r[t], out=scratch)
-            dh += da_hh[t, :, : 2 * H] @ w_rz
-        da_ih = da_hh  # one pre-activation per gate: input and recurrent gradients agree
-        flat = da_hh.reshape(steps * batch, 3 * H)
-        dW_hh = np.concatenate([
-            flat[:, : 2 * H].T @ h_prevs.reshape(steps * batch, H),
-            flat[:, 2 * H :].T @ cache["rh"].reshape(steps * batch, H),
-        ])
-
-    da_ih_flat = da_ih.reshape(steps * batch, 3 * H)
-    dx = (da_ih_flat @ params["weight_ih"]).reshape(steps, batch, input_size)
-    grads = {
-        "weight_ih": da_ih_flat.T @ x.reshape(steps * batch, input_size),
-        "weight_hh": dW_hh,
-        "bias_ih": da_ih_flat.sum(axis=0),
-        "bias_hh": da_hh.reshape(steps * batch, 3 * H).sum(axis=0),
-    }
+    if "step_caches" not in cache:
+        dx, (dh0,), grads = fast_gru.backward(d_outputs, (dh,), cache)
+        return dx, dh0, grads
+    dx = np.empty_like(x)
+    grads = {key: np.zeros_like(value) for key, value in params.items()}
+    for t in range(steps - 1, -1, -1):
+        if d_outputs is not None:
+            dh = dh + d_outputs[t]
+        dx[t], dh, step_grads = cell_backward(dh, cache["step_caches"][t])
+        for key, value in step_grads.items():
+            grads[key] += value
     return dx, dh, grads

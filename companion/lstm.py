@@ -1,5 +1,5 @@
-r"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000;
-peepholes: Gers et al. 2002), in PyTorch's ``nn.LSTM`` layout.
+r"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers, Schmidhuber &
+Cummins 2000; peepholes: Gers & Schmidhuber 2000), in PyTorch's ``nn.LSTM`` layout.
 
 One step, with :math:`\sigma` the logistic function and :math:`\odot` the elementwise product:
 
@@ -12,10 +12,13 @@ One step, with :math:`\sigma` the logistic function and :math:`\odot` the elemen
     o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho} \;[+\, p_o \odot c_t]) \\
     h_t &= o_t \odot \tanh(c_t)
 
-The bracketed peephole terms (Gers et al. 2002) are used when ``params`` holds the diagonal
+The bracketed peephole terms are used when ``params`` holds the diagonal
 peephole weights ``weight_peep_i``, ``weight_peep_f``, ``weight_peep_o`` (each ``(H,)``): the
 input and forget gates look at the old cell :math:`c_{t-1}`, the output gate at the new cell
 :math:`c_t`.  Without them this is exactly ``torch.nn.LSTM`` (which has no peepholes).
+Peephole connections were introduced by Gers & Schmidhuber, "Recurrent nets that time and
+count" (IJCNN 2000); Gers, Schraudolph & Schmidhuber, "Learning precise timing with LSTM
+recurrent networks" (JMLR 2002) is the extended version.
 
 Backward through one step, given :math:`\delta h_t` and :math:`\delta c_t` (the gradient that
 reaches :math:`c_t` from step :math:`t+1`); :math:`\delta a_\ast` are the pre-activation
@@ -48,6 +51,13 @@ Parameters (``G = 4`` gates stacked in PyTorch's order **i, f, g, o**)::
 
 Shapes are time-major: ``x`` ``(T, B, D)``, ``h`` and ``c`` ``(B, H)``.  The state is the
 pair ``(h, c)`` everywhere (:func:`cell_forward`, :func:`forward`, :func:`backward`).
+
+The module reads in order: :func:`cell_forward` (one step, gate by gate), :func:`cell_backward`
+(its backward), then :func:`forward` / :func:`backward` over a sequence.  These hand the work
+to the fast kernel in :mod:`companion.fast` by default; ``forward(..., fast=False)`` runs the
+plain loop over :func:`cell_forward` written here, and :func:`backward` then loops over
+:func:`cell_backward`.  Both paths agree with ``torch.nn`` to round-off and with each other to
+1e-12 (``tests/test_fast.py``).
 """
 
 from __future__ import annotations
@@ -62,8 +72,9 @@ from companion._checks import (
     check_step_input,
     compute_dtype,
 )
-from companion._gates import GateParams, sigmoid_via_tanh_, split_gates, uniform_init
+from companion._gates import GateParams, split_gates, uniform_init
 from companion.activations import sigmoid
+from companion.fast import lstm as fast_lstm
 
 GATE_NAMES = ("i", "f", "g", "o")
 PEEPHOLE_KEYS = ("weight_peep_i", "weight_peep_f", "weight_peep_o")
@@ -123,7 +134,7 @@ def gates(params: dict) -> dict[str, GateParams]:
 
 
 def has_peepholes(params: dict) -> bool:
-    """True if ``params`` carries the peephole weights (Gers et al. 2002)."""
+    """True if ``params`` carries the peephole weights (Gers & Schmidhuber 2000)."""
     return PEEPHOLE_KEYS[0] in params
 
 
@@ -249,91 +260,73 @@ def cell_backward(dh_t, dc_t, cache: dict):
 
 
 # --------------------------------------------------------------------------- a sequence
-#
-# The fast path keeps the gate blocks internally in the order (o, i, f, g) so that the three
-# sigmoid gates (o, i, f) are contiguous and the three blocks multiplied by the cell gradient
-# (i, f, g) are contiguous too.  Sigmoid rows of the weights are pre-scaled by 1/2 (exact in
-# floating point) so one tanh call per step gives tanh(a/2) for o, i, f and tanh(a) for g, and
-# sigmoid(a) = (1 + tanh(a/2)) / 2.
-
-_INTERNAL_ORDER = (3, 0, 1, 2)  # torch block indices of o, i, f, g
 
 
-def _internal_rows(hidden_size: int) -> np.ndarray:
-    return np.concatenate(
-        [np.arange(k * hidden_size, (k + 1) * hidden_size) for k in _INTERNAL_ORDER]
-    )
-
-
-def forward(x, params: dict, state=None):
+def forward(x, params: dict, state=None, *, fast: bool = True):
     """Run the LSTM over a sequence (same result as ``torch.nn.LSTM`` without peepholes).
 
     Args:
         x: ``(T, B, D)`` inputs, time-major.
         params: see :func:`init_params`; peepholes are used iff their keys are present.
         state: ``(h0, c0)``, each ``(B, H)``; ``None`` (or ``None`` entries) for zeros.
+        fast: ``True`` (default) runs :func:`companion.fast.lstm.forward`, which gives the same
+            numbers with fewer NumPy calls; ``False`` runs the loop below, :func:`cell_forward`
+            once per step.
 
     Returns:
         ``(outputs, (h_T, c_T), cache)``: ``outputs`` ``(T, B, H)`` holds ``h_1 .. h_T``.
         ``cache`` is a dict for :func:`backward` with ``x``, ``params``, ``hs`` (``h_0 .. h_T``,
-        ``(T+1, B, H)``), ``cs`` (``c_0 .. c_T``), ``tanh_cs`` (``(T, B, H)``) and ``acts``
-        (``(T, B, 4H)`` gate activations in the internal order o, i, f, g).
+        ``(T+1, B, H)``) and ``cs`` (``c_0 .. c_T``), plus what the path that made it needs.
         float32 inputs and parameters give float32 results; anything else float64.
     """
     x, h0, c0, params = _prepare(x, state, params, step=False)
-    steps, batch, input_size = x.shape
-    H = h0.shape[1]
-    dtype = x.dtype
-    peep = has_peepholes(params)
+    if fast:
+        return fast_lstm.forward(x, (h0, c0), params)
+    state, hs, cs, step_caches = (h0, c0), [h0], [c0], []
+    for x_t in x:
+        state, step_cache = cell_forward(x_t, state, params)
+        hs.append(state[0])
+        cs.append(state[1])
+        step_caches.append(step_cache)
+    hs, cs = np.stack(hs), np.stack(cs)
+    cache = {"x": x, "params": params, "hs": hs, "cs": cs, "step_caches": step_caches}
+    return hs[1:].copy(), state, cache
 
-    rows = _internal_rows(H)
-    scale = np.ones(4 * H, dtype)
-    scale[: 3 * H] = 0.5  # o, i, f: sigmoid(a) = (1 + tanh(a / 2)) / 2
-    w_ih = params["weight_ih"][rows] * scale[:, None]
-    w_hh_t = np.ascontiguousarray((params["weight_hh"][rows] * scale[:, None]).T)
-    bias = (params["bias_ih"] + params["bias_hh"])[rows] * scale
-    if peep:
-        half_p_i, half_p_f, half_p_o = (0.5 * params[key] for key in PEEPHOLE_KEYS)
 
-    hs = np.empty((steps + 1, batch, H), dtype)
-    cs = np.empty((steps + 1, batch, H), dtype)
-    tanh_cs = np.empty((steps, batch, H), dtype)
-    hs[0], cs[0] = h0, c0
-    # acts starts as the input projections of all steps: one (T*B, D) @ (D, 4H) matmul.
-    acts = x.reshape(steps * batch, input_size) @ w_ih.T
-    acts += bias
-    acts = acts.reshape(steps, batch, 4 * H)
-    recurrent = np.empty((batch, 4 * H), dtype)
-    scratch = np.empty((batch, H), dtype)
+def backward(d_outputs, cache: dict, d_final_state=None):
+    """Backpropagation through time for :func:`forward` (either path).
 
-    for t in range(steps):
-        a = acts[t]
-        a += np.matmul(hs[t], w_hh_t, out=recurrent)
-        o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c_prev, c = cs[t], cs[t + 1]
-        if peep:
-            i += np.multiply(half_p_i, c_prev, out=scratch)
-            f += np.multiply(half_p_f, c_prev, out=scratch)
-            np.tanh(a[:, H:], out=a[:, H:])
-            a_if = a[:, H : 3 * H]
-        else:
-            np.tanh(a, out=a)
-            a_if = a[:, : 3 * H]
-        a_if *= 0.5
-        a_if += 0.5  # now o (unless peephole), i, f hold sigmoids
-        np.multiply(f, c_prev, out=c)
-        c += np.multiply(i, g, out=scratch)
-        if peep:
-            o += np.multiply(half_p_o, c, out=scratch)
-            sigmoid_via_tanh_(o)
-        np.tanh(c, out=tanh_cs[t])
-        np.multiply(o, tanh_cs[t], out=hs[t + 1])
+    Args:
+        d_outputs: ``(T, B, H)`` gradient w.r.t. ``outputs`` (``None``: zeros).
+        cache: from :func:`forward`.
+        d_final_state: ``(dh_T, dc_T)``, each ``(B, H)`` or ``None``; gradients w.r.t. the
+            returned final state (``dh_T`` adds to ``d_outputs[-1]``).
 
-    cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
-    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+    Returns:
+        ``(dx, (dh0, dc0), grads)``: ``dx`` ``(T, B, D)``, ``dh0`` and ``dc0`` ``(B, H)``,
+        ``grads`` with the keys and shapes of ``params`` (peephole keys included).
+    """
+    x, params = cache["x"], cache["params"]
+    steps, batch, _ = x.shape
+    H = params["weight_hh"].shape[1]
+    if d_outputs is not None:
+        d_outputs = check_gradient("d_outputs", d_outputs, (steps, batch, H), "TBH")
+    dh, dc = _check_final_state_grad(d_final_state, batch, H, x.dtype)
+    if "step_caches" not in cache:
+        return fast_lstm.backward(d_outputs, (dh, dc), cache)
+    dx = np.empty_like(x)
+    grads = {key: np.zeros_like(value) for key, value in params.items()}
+    for t in range(steps - 1, -1, -1):
+        if d_outputs is not None:
+            dh = dh + d_outputs[t]
+        dx[t], dh, dc, step_grads = cell_backward(dh, dc, cache["step_caches"][t])
+        for key, value in step_grads.items():
+            grads[key] += value
+    return dx, (dh, dc), grads
 
 
 def _check_final_state_grad(d_final_state, batch: int, hidden: int, dtype):
+    """``(dh_T, dc_T)`` as two new ``(B, H)`` arrays (zeros where ``None``)."""
     dh = np.zeros((batch, hidden), dtype)
     dc = np.zeros((batch, hidden), dtype)
     if d_final_state is None:
@@ -347,77 +340,3 @@ def _check_final_state_grad(d_final_state, batch: int, hidden: int, dtype):
         if given is not None:
             target += check_gradient(name, given, (batch, hidden), "BH")
     return dh, dc
-
-
-def backward(d_outputs, cache: dict, d_final_state=None):
-    """Backpropagation through time for :func:`forward`.
-
-    Args:
-        d_outputs: ``(T, B, H)`` gradient w.r.t. ``outputs`` (``None``: zeros).
-        cache: from :func:`forward`.
-        d_final_state: ``(dh_T, dc_T)``, each ``(B, H)`` or ``None``; gradients w.r.t. the
-            returned final state (``dh_T`` adds to ``d_outputs[-1]``).
-
-    Returns:
-        ``(dx, (dh0, dc0), grads)``: ``dx`` ``(T, B, D)``, ``dh0`` and ``dc0`` ``(B, H)``,
-        ``grads`` with the keys and shapes of ``params`` (peephole keys included).
-    """
-    x, params, hs, cs = cache["x"], cache["params"], cache["hs"], cache["cs"]
-    tanh_cs, acts = cache["tanh_cs"], cache["acts"]
-    steps, batch, input_size = x.shape
-    H = hs.shape[2]
-    dtype = x.dtype
-    peep = has_peepholes(params)
-    if d_outputs is not None:
-        d_outputs = check_gradient("d_outputs", d_outputs, (steps, batch, H), "TBH")
-    dh, dc = _check_final_state_grad(d_final_state, batch, H, dtype)
-
-    # Everything that does not depend on the backward recursion, for all steps at once.
-    o, i, f, g = (acts[:, :, k * H : (k + 1) * H] for k in range(4))
-    c_prevs = cs[:-1]
-    dh_to_dc = o * (1 - tanh_cs * tanh_cs)  # d c_t / d h_t factor
-    dh_to_da_o = tanh_cs * o * (1 - o)
-    dc_to_da = np.empty((steps, batch, 3, H), dtype)  # for a_i, a_f, a_g
-    np.multiply(g, i * (1 - i), out=dc_to_da[:, :, 0])
-    np.multiply(c_prevs, f * (1 - f), out=dc_to_da[:, :, 1])
-    np.multiply(i, 1 - g * g, out=dc_to_da[:, :, 2])
-    f = np.ascontiguousarray(f)
-
-    rows = _internal_rows(H)
-    w_hh = np.ascontiguousarray(params["weight_hh"][rows])
-    if peep:
-        p_i, p_f, p_o = (params[key] for key in PEEPHOLE_KEYS)
-    da = np.empty((steps, batch, 4 * H), dtype)  # pre-activation gradients, order o, i, f, g
-    da_blocks = da.reshape(steps, batch, 4, H)
-    scratch = np.empty((batch, H), dtype)
-
-    for t in range(steps - 1, -1, -1):
-        if d_outputs is not None:
-            dh += d_outputs[t]
-        da_o = np.multiply(dh, dh_to_da_o[t], out=da_blocks[t, :, 0])
-        dc += np.multiply(dh, dh_to_dc[t], out=scratch)
-        if peep:
-            dc += np.multiply(da_o, p_o, out=scratch)
-        np.multiply(dc[:, None, :], dc_to_da[t], out=da_blocks[t, :, 1:])
-        dc *= f[t]  # now dL/dc_{t-1}
-        if peep:
-            dc += np.multiply(da_blocks[t, :, 1], p_i, out=scratch)
-            dc += np.multiply(da_blocks[t, :, 2], p_f, out=scratch)
-        np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
-
-    da_flat = da.reshape(steps * batch, 4 * H)
-    dx = (da_flat @ params["weight_ih"][rows]).reshape(steps, batch, input_size)
-    grads = {
-        "weight_ih": np.empty_like(params["weight_ih"]),
-        "weight_hh": np.empty_like(params["weight_hh"]),
-        "bias_ih": np.empty_like(params["bias_ih"]),
-    }
-    grads["weight_ih"][rows] = da_flat.T @ x.reshape(steps * batch, input_size)
-    grads["weight_hh"][rows] = da_flat.T @ hs[:-1].reshape(steps * batch, H)
-    grads["bias_ih"][rows] = da_flat.sum(axis=0)
-    grads["bias_hh"] = grads["bias_ih"].copy()
-    if peep:
-        grads["weight_peep_i"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 1], c_prevs)
-        grads["weight_peep_f"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 2], c_prevs)
-        grads["weight_peep_o"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 0], cs[1:])
-    return dx, (dh, dc), grads

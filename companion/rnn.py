@@ -28,10 +28,13 @@ Shapes (time-major, as ``nn.RNN(batch_first=False)``): ``x`` is ``(T, B, D)``, s
 
     weight_ih (H, D)   weight_hh (H, H)   bias_ih (H,)   bias_hh (H,)
 
-:func:`cell_forward` / :func:`cell_backward` are the readable one-step versions;
-:func:`forward` / :func:`backward` run a whole sequence with one matmul for all input
-projections and one for each weight gradient.  Both agree with ``torch.nn`` to round-off
-(see ``tests/test_rnn.py``).
+:func:`cell_forward` / :func:`cell_backward` are one step and its backward; :func:`forward` /
+:func:`backward` run a whole sequence.  By default they hand the work to the fast kernel in
+:mod:`companion.fast.rnn` (one matmul for all input projections, one for each weight
+gradient); ``forward(..., fast=False)`` runs the plain loop over :func:`cell_forward` written
+below, and :func:`backward` then loops over :func:`cell_backward`.  Both paths agree with
+``torch.nn`` to round-off (``tests/test_rnn.py``) and with each other to 1e-12
+(``tests/test_fast.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from companion._checks import (
     compute_dtype,
 )
 from companion._gates import GateParams, split_gates, uniform_init
+from companion.fast import rnn as fast_rnn
 
 GATE_NAMES = ("h",)
 NONLINEARITIES = ("tanh", "relu")
@@ -173,7 +177,7 @@ def cell_backward(dh_t, cache: dict):
 # --------------------------------------------------------------------------- a sequence
 
 
-def forward(x, params: dict, state=None, *, nonlinearity: str = "tanh"):
+def forward(x, params: dict, state=None, *, nonlinearity: str = "tanh", fast: bool = True):
     """Run the RNN over a whole sequence (same result as ``torch.nn.RNN``).
 
     Args:
@@ -181,6 +185,9 @@ def forward(x, params: dict, state=None, *, nonlinearity: str = "tanh"):
         params: see :func:`init_params`.
         state: ``h0`` of shape ``(B, H)``, or ``None`` for zeros.
         nonlinearity: ``"tanh"`` (default) or ``"relu"``.
+        fast: ``True`` (default) runs :func:`companion.fast.rnn.forward`, which gives the same
+            numbers with one matmul for all input projections; ``False`` runs the loop below,
+            :func:`cell_forward` once per step.
 
     Returns:
         ``(outputs, h_T, cache)``: ``outputs`` ``(T, B, H)`` holds ``h_1 .. h_T``; ``h_T`` is
@@ -190,25 +197,22 @@ def forward(x, params: dict, state=None, *, nonlinearity: str = "tanh"):
     """
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     x, h0, params = _prepare(x, state, params, step=False)
-    steps, batch, input_size = x.shape
-    hidden_size = h0.shape[1]
-    hs = np.empty((steps + 1, batch, hidden_size), x.dtype)
-    hs[0] = h0
-    # All input projections at once: (T*B, D) @ (D, H), both biases folded in.
-    x_proj = x.reshape(steps * batch, input_size) @ params["weight_ih"].T
-    x_proj += params["bias_ih"] + params["bias_hh"]
-    x_proj = x_proj.reshape(steps, batch, hidden_size)
-    w_hh_t = params["weight_hh"].T
-    for t in range(steps):
-        a_t = np.matmul(hs[t], w_hh_t, out=hs[t + 1])
-        a_t += x_proj[t]
-        _activate(a_t, nonlinearity)
-    cache = {"x": x, "hs": hs, "params": params, "nonlinearity": nonlinearity}
-    return hs[1:].copy(), hs[steps].copy(), cache
+    if fast:
+        outputs, (h_T,), cache = fast_rnn.forward(x, (h0,), params, nonlinearity=nonlinearity)
+        return outputs, h_T, cache
+    h_t, hs, step_caches = h0, [h0], []
+    for x_t in x:
+        h_t, step_cache = cell_forward(x_t, h_t, params, nonlinearity=nonlinearity)
+        hs.append(h_t)
+        step_caches.append(step_cache)
+    hs = np.stack(hs)
+    cache = {"x": x, "hs": hs, "params": params, "nonlinearity": nonlinearity,
+             "step_caches": step_caches}
+    return hs[1:].copy(), h_t, cache
 
 
 def backward(d_outputs, cache: dict, d_final_state=None):
-    """Backpropagation through time for :func:`forward`.
+    """Backpropagation through time for :func:`forward` (either path).
 
     Args:
         d_outputs: ``(T, B, H)`` gradient of the loss w.r.t. ``outputs`` (``None``: zeros).
@@ -220,32 +224,23 @@ def backward(d_outputs, cache: dict, d_final_state=None):
         ``(dx, dh0, grads)``: ``dx`` ``(T, B, D)``, ``dh0`` ``(B, H)`` and ``grads`` with the
         keys and shapes of ``params``.
     """
-    x, hs, params = cache["x"], cache["hs"], cache["params"]
-    steps, batch, input_size = x.shape
-    hidden_size = hs.shape[2]
-    dtype = x.dtype
+    x, params = cache["x"], cache["params"]
+    steps, batch, _ = x.shape
+    hidden_size = params["weight_hh"].shape[1]
     if d_outputs is not None:
         d_outputs = check_gradient("d_outputs", d_outputs, (steps, batch, hidden_size), "TBH")
-    dh = np.zeros((batch, hidden_size), dtype)
+    dh = np.zeros((batch, hidden_size), x.dtype)  # dL/dh_t, from the steps after t
     if d_final_state is not None:
         dh += check_gradient("d_final_state", d_final_state, (batch, hidden_size), "BH")
-
-    derivative = _derivative(hs[1:], cache["nonlinearity"])  # phi'(a_t), all steps at once
-    da = np.empty((steps, batch, hidden_size), dtype)
-    w_hh = params["weight_hh"]
+    if "step_caches" not in cache:
+        dx, (dh0,), grads = fast_rnn.backward(d_outputs, (dh,), cache)
+        return dx, dh0, grads
+    dx = np.empty_like(x)
+    grads = {key: np.zeros_like(value) for key, value in params.items()}
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
-            dh += d_outputs[t]
-        np.multiply(dh, derivative[t], out=da[t])
-        np.matmul(da[t], w_hh, out=dh)  # becomes dL/dh_{t-1}
-
-    da_flat = da.reshape(steps * batch, hidden_size)
-    dx = (da_flat @ params["weight_ih"]).reshape(steps, batch, input_size)
-    db = da_flat.sum(axis=0)
-    grads = {
-        "weight_ih": da_flat.T @ x.reshape(steps * batch, input_size),
-        "weight_hh": da_flat.T @ hs[:-1].reshape(steps * batch, hidden_size),
-        "bias_ih": db,
-        "bias_hh": db.copy(),
-    }
+            dh = dh + d_outputs[t]
+        dx[t], dh, step_grads = cell_backward(dh, cache["step_caches"][t])
+        for key, value in step_grads.items():
+            grads[key] += value
     return dx, dh, grads

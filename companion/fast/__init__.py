@@ -1,0 +1,32 @@
+"""Fast sequence kernels for the NumPy cells: the default path of ``forward`` / ``backward``.
+
+The cell modules (:mod:`companion.rnn`, :mod:`companion.lstm`, :mod:`companion.gru`) are written
+to be read: the step, its backward and the sequence loop built on them.  Their public
+``forward`` / ``backward`` validate the arguments and then hand the work to the kernel of the
+same name here (one module per cell kind); ``fast=False`` runs the readable loop instead, and
+``tests/test_fast.py`` checks that both give the same numbers to 1e-12 in float64.
+
+The kernels compute exactly what the loop computes, only with fewer NumPy calls:
+
+* the input projections ``W_ih x_t`` of all steps are one ``(T*B, D) @ (D, G*H)`` matmul, and
+  so are the input and weight gradients of the backward pass;
+* every per-step result is written into a preallocated buffer (``out=``), never a temporary;
+* the weight rows of the sigmoid gates are scaled by 1/2 (exact in floating point), so that
+  one ``tanh`` call serves the sigmoid gates and the tanh gates of a step:
+  ``sigmoid(a) = (1 + tanh(a / 2)) / 2``.
+
+Contract of a kernel module (arguments already validated and cast to one dtype by the cell
+module; ``state`` and ``d_state`` are tuples ``(h,)`` or ``(h, c)`` of ``(B, H)`` arrays)::
+
+    forward(x, state, params, **options) -> (outputs, final_state, cache)
+    backward(d_outputs or None, d_state, cache) -> (dx, d_state0, grads)
+
+``final_state`` and ``d_state0`` are tuples of the same length as ``state``; the cell module
+turns them back into its own form (a bare array for one-state cells).  ``backward`` may write
+into the arrays of ``d_state``.  ``cache`` always holds ``x``, ``params`` and ``hs``
+(``h_0 .. h_T``, ``(T+1, B, H)``), plus ``cs`` for cells with a memory cell, so that code
+reading a sequence cache does not depend on the path that made it.
+
+A new cell kind adds one module here with this contract and dispatches to it from its cell
+module's ``forward`` / ``backward``.
+"""

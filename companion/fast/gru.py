@@ -1,0 +1,166 @@
+"""Fast GRU kernels, both reset forms (contract in :mod:`companion.fast`; the readable loop is
+in :mod:`companion.gru`).
+
+The rows of r and z are pre-scaled by -1 so that ``sigmoid(a) = 1 / (1 + exp(-a))`` takes one
+``exp``, one add and one division for both gates (see :mod:`companion.fast._ops`); the input
+projections of all steps are one matmul.
+"reset after" needs one recurrent matmul a step, "reset before" two, one after the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from companion.fast._ops import SIGMOID_SCALE, sigmoid_of_scaled_
+
+
+def forward(x, state, params, *, reset="after"):
+    """``x`` ``(T, B, D)``, ``state`` ``(h0,)``; returns ``(outputs, (h_T,), cache)``.
+
+    ``cache`` adds to ``x``, ``params``, ``reset`` and ``hs``: ``acts`` ``(T, B, 3H)`` (r, z, n)
+    and ``hn`` (after: :math:`W_{hn} h_{t-1} + b_{hn}`) or ``rh`` (before:
+    :math:`r_t \\odot h_{t-1}`), each ``(T, B, H)``.
+    """
+    (h0,) = state
+    steps, batch, input_size = x.shape
+    H = h0.shape[1]
+    dtype = x.dtype
+    scale = np.ones(3 * H, dtype)
+    scale[: 2 * H] = SIGMOID_SCALE
+    w_ih = params["weight_ih"] * scale[:, None]
+    w_hh = params["weight_hh"] * scale[:, None]
+    b_hh = params["bias_hh"] * scale
+    bias = params["bias_ih"] * scale
+    bias[: 2 * H] += b_hh[: 2 * H]
+    if reset == "before":
+        bias[2 * H :] += b_hh[2 * H :]
+
+    hs = np.empty((steps + 1, batch, H), dtype)
+    hs[0] = h0
+    acts = x.reshape(steps * batch, input_size) @ w_ih.T
+    acts += bias
+    acts = acts.reshape(steps, batch, 3 * H)
+    scratch = np.empty((batch, H), dtype)
+    cache = {"x": x, "params": params, "reset": reset, "hs": hs, "acts": acts}
+
+    with np.errstate(over="ignore"):  # exp(-a) = inf for very negative a: sigmoid 0
+        if reset == "after":
+            w_hh_t = np.ascontiguousarray(w_hh.T)
+            b_hn = b_hh[2 * H :]
+            recurrent = np.empty((batch, 3 * H), dtype)
+            hn = cache["hn"] = np.empty((steps, batch, H), dtype)
+            for t in range(steps):
+                a = acts[t]
+                np.matmul(hs[t], w_hh_t, out=recurrent)
+                np.add(recurrent[:, 2 * H :], b_hn, out=hn[t])
+                rz = a[:, : 2 * H]
+                rz += recurrent[:, : 2 * H]
+                sigmoid_of_scaled_(rz)
+                r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+                n += np.multiply(r, hn[t], out=scratch)
+                np.tanh(n, out=n)
+                _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
+        else:
+            w_rz_t = np.ascontiguousarray(w_hh[: 2 * H].T)
+            w_hn_t = np.ascontiguousarray(w_hh[2 * H :].T)
+            recurrent = np.empty((batch, 2 * H), dtype)
+            rh = cache["rh"] = np.empty((steps, batch, H), dtype)
+            for t in range(steps):
+                a = acts[t]
+                rz = a[:, : 2 * H]
+                rz += np.matmul(hs[t], w_rz_t, out=recurrent)
+                sigmoid_of_scaled_(rz)
+                r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+                np.multiply(r, hs[t], out=rh[t])
+                n += np.matmul(rh[t], w_hn_t, out=scratch)
+                np.tanh(n, out=n)
+                _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
+    return hs[1:].copy(), (hs[steps].copy(),), cache
+
+
+def _update(n, z, h_prev, *, out, scratch):
+    """out = (1 - z) * n + z * h_prev, computed as n + z * (h_prev - n)."""
+    np.subtract(h_prev, n, out=scratch)
+    scratch *= z
+    np.add(n, scratch, out=out)
+
+
+def backward(d_outputs, d_state, cache):
+    """Returns ``(dx, (dh0,), grads)``; ``d_state`` is ``(dh_T,)`` and is overwritten."""
+    x, params, hs, acts = cache["x"], cache["params"], cache["hs"], cache["acts"]
+    steps, batch, input_size = x.shape
+    H = hs.shape[2]
+    dtype = x.dtype
+    (dh,) = d_state
+
+    r, z, n = (acts[:, :, k * H : (k + 1) * H] for k in range(3))
+    h_prevs = hs[:-1]
+    dh_to_da_n = (1 - z) * (1 - n * n)
+    dh_to_da_z = (h_prevs - n) * z * (1 - z)
+    z = np.ascontiguousarray(z)
+    w_hh = params["weight_hh"]
+    da_hh = np.empty((steps, batch, 3 * H), dtype)  # gradients of the recurrent pre-activations
+    scratch = np.empty((batch, H), dtype)
+
+    if cache["reset"] == "after":
+        dn_to_da_r = cache["hn"] * r * (1 - r)
+        r = np.ascontiguousarray(r)
+        da_n = np.empty((steps, batch, H), dtype)
+        recurrent = np.empty((batch, H), dtype)
+        for t in range(steps - 1, -1, -1):
+            if d_outputs is not None:
+                dh += d_outputs[t]
+            np.multiply(dh, dh_to_da_n[t], out=da_n[t])
+            np.multiply(dh, dh_to_da_z[t], out=da_hh[t, :, H : 2 * H])
+            np.multiply(da_n[t], dn_to_da_r[t], out=da_hh[t, :, :H])
+            np.multiply(da_n[t], r[t], out=da_hh[t, :, 2 * H :])
+            np.matmul(da_hh[t], w_hh, out=recurrent)
+            dh *= z[t]
+            dh += recurrent
+        h_inputs = h_prevs.reshape(steps * batch, H)
+        dW_hh = da_hh.reshape(steps * batch, 3 * H).T @ h_inputs
+        return _input_gradients(x, params, da_hh, da_n, dh, dW_hh)
+    else:
+        drh_to_da_r = h_prevs * r * (1 - r)
+        r = np.ascontiguousarray(r)
+        w_rz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]
+        d_rh = np.empty((batch, H), dtype)
+        for t in range(steps - 1, -1, -1):
+            if d_outputs is not None:
+                dh += d_outputs[t]
+            da_n = np.multiply(dh, dh_to_da_n[t], out=da_hh[t, :, 2 * H :])
+            np.multiply(dh, dh_to_da_z[t], out=da_hh[t, :, H : 2 * H])
+            np.matmul(da_n, w_hn, out=d_rh)
+            np.multiply(d_rh, drh_to_da_r[t], out=da_hh[t, :, :H])
+            dh *= z[t]
+            dh += np.multiply(d_rh, r[t], out=scratch)
+            dh += da_hh[t, :, : 2 * H] @ w_rz
+        flat = da_hh.reshape(steps * batch, 3 * H)
+        dW_hh = np.concatenate([
+            flat[:, : 2 * H].T @ h_prevs.reshape(steps * batch, H),
+            flat[:, 2 * H :].T @ cache["rh"].reshape(steps * batch, H),
+        ])
+        # One pre-activation per gate: input and recurrent gradients agree.
+        return _input_gradients(x, params, da_hh, da_hh[:, :, 2 * H :], dh, dW_hh)
+
+
+def _input_gradients(x, params, da_hh, da_n, dh, dW_hh):
+    """``dx`` and the parameter gradients from the pre-activation gradients of all steps:
+    ``da_hh`` ``(T, B, 3H)`` (recurrent side) and ``da_n`` ``(T, B, H)``, the input side's
+    candidate block (its r and z blocks are those of ``da_hh``)."""
+    steps, batch, input_size = x.shape
+    H = da_n.shape[2]
+    da_rz = da_hh[:, :, : 2 * H].reshape(steps * batch, 2 * H)
+    da_n = da_n.reshape(steps * batch, H)
+    w_ih = params["weight_ih"]
+    dx = da_rz @ w_ih[: 2 * H]
+    dx += da_n @ w_ih[2 * H :]
+    x_flat = x.reshape(steps * batch, input_size)
+    db_hh = da_hh.reshape(steps * batch, 3 * H).sum(axis=0)
+    grads = {
+        "weight_ih": np.concatenate([da_rz.T @ x_flat, da_n.T @ x_flat]),
+        "weight_hh": dW_hh,
+        "bias_ih": np.concatenate([db_hh[: 2 * H], da_n.sum(axis=0)]),
+        "bias_hh": db_hh,
+    }
+    return dx.reshape(steps, batch, input_size), (dh,), grads

@@ -1,0 +1,157 @@
+"""Fast LSTM kernels (contract in :mod:`companion.fast`; the readable loop is in
+:mod:`companion.lstm`), with or without peepholes.
+
+Internally the gate blocks are kept in the order **o, i, f, g** (torch's is i, f, g, o), so that
+the three sigmoid gates (o, i, f) are contiguous and the three blocks multiplied by the cell
+gradient (i, f, g) are contiguous too.  The weight rows are pre-scaled (by -1 for o, i, f and
+-2 for g, see :mod:`companion.fast._ops`) so that one ``exp``, one add and one division a step
+give all four gates: ``sigmoid(a) = 1 / (1 + exp(-a))`` and ``tanh(a) = 2 sigmoid(2a) - 1``.
+(With peepholes the output gate needs the new cell, so it gets its own three calls.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from companion.fast._ops import (
+    SIGMOID_SCALE,
+    TANH_SCALE,
+    sigmoid_of_scaled_,
+    tanh_from_sigmoid_,
+)
+
+PEEPHOLE_KEYS = ("weight_peep_i", "weight_peep_f", "weight_peep_o")
+INTERNAL_ORDER = (3, 0, 1, 2)  # torch block indices of o, i, f, g
+
+
+def internal_rows(hidden: int) -> np.ndarray:
+    """Row indices that reorder torch's blocks (i, f, g, o) into the internal o, i, f, g."""
+    return np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in INTERNAL_ORDER])
+
+
+def forward(x, state, params):
+    """``x`` ``(T, B, D)``, ``state`` ``(h0, c0)``; returns ``(outputs, (h_T, c_T), cache)``.
+
+    ``cache`` adds to ``x``, ``params``, ``hs`` and ``cs`` (``c_0 .. c_T``): ``tanh_cs``
+    ``(T, B, H)`` and ``acts`` ``(T, B, 4H)``, the gate activations in the order o, i, f, g.
+    """
+    h0, c0 = state
+    steps, batch, input_size = x.shape
+    H = h0.shape[1]
+    dtype = x.dtype
+    peep = PEEPHOLE_KEYS[0] in params
+
+    rows = internal_rows(H)
+    scale = np.full(4 * H, SIGMOID_SCALE, dtype)  # o, i, f
+    scale[3 * H :] = TANH_SCALE  # g
+    w_ih = params["weight_ih"][rows] * scale[:, None]
+    w_hh_t = np.ascontiguousarray((params["weight_hh"][rows] * scale[:, None]).T)
+    bias = (params["bias_ih"] + params["bias_hh"])[rows] * scale
+    if peep:
+        neg_p_i, neg_p_f, neg_p_o = (SIGMOID_SCALE * params[key] for key in PEEPHOLE_KEYS)
+
+    hs = np.empty((steps + 1, batch, H), dtype)
+    cs = np.empty((steps + 1, batch, H), dtype)
+    tanh_cs = np.empty((steps, batch, H), dtype)
+    hs[0], cs[0] = h0, c0
+    # acts starts as the input projections of all steps: one (T*B, D) @ (D, 4H) matmul.
+    acts = x.reshape(steps * batch, input_size) @ w_ih.T
+    acts += bias
+    acts = acts.reshape(steps, batch, 4 * H)
+    recurrent = np.empty((batch, 4 * H), dtype)
+    scratch = np.empty((batch, H), dtype)
+
+    with np.errstate(over="ignore"):
+        for t in range(steps):
+            a = acts[t]
+            np.add(a, np.matmul(hs[t], w_hh_t, out=recurrent), out=a)
+            o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            c_prev, c = cs[t], cs[t + 1]
+            if peep:  # i and f look at c_prev; o waits for the new cell
+                np.add(i, np.multiply(neg_p_i, c_prev, out=scratch), out=i)
+                np.add(f, np.multiply(neg_p_f, c_prev, out=scratch), out=f)
+                sigmoid_of_scaled_(a[:, H:])
+            else:
+                sigmoid_of_scaled_(a)
+            tanh_from_sigmoid_(g)
+            np.multiply(f, c_prev, out=c)
+            np.add(c, np.multiply(i, g, out=scratch), out=c)
+            if peep:
+                np.add(o, np.multiply(neg_p_o, c, out=scratch), out=o)
+                sigmoid_of_scaled_(o)
+            np.tanh(c, out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])
+
+    cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
+    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+
+
+def backward(d_outputs, d_state, cache):
+    """Returns ``(dx, (dh0, dc0), grads)``; ``d_state`` is ``(dh_T, dc_T)``, overwritten."""
+    x, params, hs, cs = cache["x"], cache["params"], cache["hs"], cache["cs"]
+    tanh_cs, acts = cache["tanh_cs"], cache["acts"]
+    steps, batch, input_size = x.shape
+    H = hs.shape[2]
+    dtype = x.dtype
+    peep = PEEPHOLE_KEYS[0] in params
+    dh, dc = d_state
+
+    # The local derivatives, for all steps at once, in few passes over preallocated arrays.
+    # local[t] holds, in the layout of da[t] (o, i, f, g), what dh (block o) or the cell
+    # gradient dc (blocks i, f, g) is multiplied by to give the pre-activation gradients:
+    # tanh(c) o (1 - o), g i (1 - i), c_prev f (1 - f), i (1 - g^2).
+    local = np.multiply(acts, acts)
+    sig, local_sig = acts[:, :, : 3 * H], local[:, :, : 3 * H]
+    np.subtract(sig, local_sig, out=local_sig)  # s (1 - s) for o, i, f
+    local_g = local[:, :, 3 * H :]
+    np.subtract(1, local_g, out=local_g)  # 1 - g^2
+    i, f, g = acts[:, :, H : 2 * H], acts[:, :, 2 * H : 3 * H], acts[:, :, 3 * H :]
+    local[:, :, :H] *= tanh_cs
+    local[:, :, H : 2 * H] *= g
+    local[:, :, 2 * H : 3 * H] *= cs[:-1]
+    local_g *= i
+    dh_to_dc = np.multiply(tanh_cs, tanh_cs)
+    np.subtract(1, dh_to_dc, out=dh_to_dc)
+    dh_to_dc *= acts[:, :, :H]  # o (1 - tanh(c)^2)
+    dh_to_da_o = local[:, :, :H]
+    dc_to_da = local.reshape(steps, batch, 4, H)[:, :, 1:]
+    f = np.ascontiguousarray(f)
+
+    rows = internal_rows(H)
+    w_hh = np.ascontiguousarray(params["weight_hh"][rows])
+    if peep:
+        p_i, p_f, p_o = (params[key] for key in PEEPHOLE_KEYS)
+    da = np.empty((steps, batch, 4 * H), dtype)  # pre-activation gradients, order o, i, f, g
+    da_blocks = da.reshape(steps, batch, 4, H)
+    scratch = np.empty((batch, H), dtype)
+
+    for t in range(steps - 1, -1, -1):
+        if d_outputs is not None:
+            dh += d_outputs[t]
+        da_o = np.multiply(dh, dh_to_da_o[t], out=da_blocks[t, :, 0])
+        dc += np.multiply(dh, dh_to_dc[t], out=scratch)
+        if peep:
+            dc += np.multiply(da_o, p_o, out=scratch)
+        np.multiply(dc[:, None, :], dc_to_da[t], out=da_blocks[t, :, 1:])
+        dc *= f[t]  # now dL/dc_{t-1}
+        if peep:
+            dc += np.multiply(da_blocks[t, :, 1], p_i, out=scratch)
+            dc += np.multiply(da_blocks[t, :, 2], p_f, out=scratch)
+        np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
+
+    da_flat = da.reshape(steps * batch, 4 * H)
+    dx = (da_flat @ params["weight_ih"][rows]).reshape(steps, batch, input_size)
+    grads = {
+        "weight_ih": np.empty_like(params["weight_ih"]),
+        "weight_hh": np.empty_like(params["weight_hh"]),
+        "bias_ih": np.empty_like(params["bias_ih"]),
+    }
+    grads["weight_ih"][rows] = da_flat.T @ x.reshape(steps * batch, input_size)
+    grads["weight_hh"][rows] = da_flat.T @ hs[:-1].reshape(steps * batch, H)
+    grads["bias_ih"][rows] = da_flat.sum(axis=0)
+    grads["bias_hh"] = grads["bias_ih"].copy()
+    if peep:
+        grads["weight_peep_i"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 1], cs[:-1])
+        grads["weight_peep_f"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 2], cs[:-1])
+        grads["weight_peep_o"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 0], cs[1:])
+    return dx, (dh, dc), grads

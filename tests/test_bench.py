@@ -1,0 +1,139 @@
+"""companion.bench: the plan, the rows, the report and the load warning, with a fake runner
+(nothing here asserts anything about timings), plus the real workers on a tiny size."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from companion import bench, cells
+
+
+def fake_runner(calls):
+    """A runner that records its calls and returns fixed times: NumPy 2 ms, torch 1 ms."""
+
+    def run(library, kind, size, threads, min_time, min_repeats):
+        calls.append((library, kind, tuple(size), threads))
+        if library == "numpy":
+            return {"times": [0.003, 0.002, 0.002], "floor_times": [0.001],
+                    "cache_bytes": 4_000_000}
+        return {"times": [0.001, 0.001], "saved_bytes": 2_000_000, "fused": kind == "lstm",
+                "torch_threads": threads}
+
+    return run
+
+
+def test_grid_has_a_row_for_every_cell_size_and_thread_count(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "cpu_count", lambda: 2)
+    calls = []
+    assert bench.main(["--grid"], runner=fake_runner(calls)) == 0
+    out = capsys.readouterr().out
+    titles = {cell.title for cell in cells.CELLS.values()}
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] and
+            line.split()[0] in titles and not line.startswith(" ")]
+    expected = {(cell.title, T, B, H, n) for cell in cells.CELLS.values()
+                for T, B, H in bench.GRID_SIZES for n in (1, 2)}
+    assert {(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows} == expected
+    assert len(rows) == len(expected) == len(cells.CELLS) * 5 * 2
+    # Each library in its own call, NumPy first in round 0; torch only for cells that have it.
+    for kind, cell in cells.CELLS.items():
+        libraries = [c[0] for c in calls if c[1] == kind]
+        assert libraries.count("numpy") == 10
+        assert libraries.count("torch") == (10 if cell.torch_class else 0)
+
+
+def test_row_arithmetic():
+    calls = []
+    (row,) = bench.measure(bench.plan(["lstm"], [(100, 32, 128)], [1]), min_time=0,
+                           min_repeats=1, runner=fake_runner(calls))
+    assert row["numpy"]["median"] == 0.002 and row["torch"]["median"] == 0.001
+    assert bench.ratio(row) == pytest.approx(2.0)
+    assert row["flops"] == 3 * 2 * 100 * 32 * 4 * 128 * 256
+    line = bench.format_row(row)
+    assert " 2.00 " in line and "50%" in line and "fused" in line  # floor 1 ms of 2 ms
+    assert "4.00" in line and "2.00" in line  # cache MB, torch MB
+
+
+def test_rounds_alternate_the_libraries():
+    calls = []
+    bench.measure(bench.plan(["gru"], [(3, 2, 4)], [1]), min_time=0, min_repeats=1, rounds=3,
+                  runner=fake_runner(calls))
+    assert [c[0] for c in calls] == ["numpy", "torch", "torch", "numpy", "numpy", "torch"]
+
+
+def test_cells_without_torch_class_time_numpy_only(monkeypatch):
+    rnn = cells.CELLS["rnn"]
+    monkeypatch.setitem(cells.CELLS, "plain", cells.Cell(
+        "plain", "Plain", rnn.module_name, rnn.gate_names, rnn.state_names, None, None))
+    calls = []
+    (row,) = bench.measure(bench.plan(["plain"], [(3, 2, 4)], [1]), min_time=0,
+                           min_repeats=1, runner=fake_runner(calls))
+    assert [c[0] for c in calls] == ["numpy"]
+    assert bench.ratio(row) is None and bench.why_slower(row) is None
+    assert "(no torch class)" in bench.format_row(row)
+
+
+def test_why_slower_names_the_fused_kernel_and_per_step_overhead():
+    calls = []
+    rows = bench.measure(bench.plan(["lstm", "gru"], [(50, 1, 32)], [1]), min_time=0,
+                         min_repeats=1, runner=fake_runner(calls))
+    lstm_row, gru_row = rows
+    why = bench.why_slower(lstm_row)
+    assert bench.FUSED_KERNEL in why and "per-step overhead at batch 1" in why
+    assert "step by step" in bench.format_row(gru_row)
+    text = bench.report(rows)
+    assert "Above 1.5x torch:" in text and bench.FUSED_KERNEL in text
+
+
+@pytest.mark.parametrize("load, warned", [(0.2, False), (5.0, True)])
+def test_loaded_machine_warning(monkeypatch, capsys, load, warned):
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(bench, "cpu_count", lambda: 2)
+    bench.main(["--quick", "--cells", "rnn", "--sizes", "3,2,4"], runner=fake_runner([]))
+    captured = capsys.readouterr()
+    assert ("WARNING: the machine is loaded before" in captured.err) == warned
+    assert ("WARNING: the machine is loaded after" in captured.out) == warned
+
+
+def test_load_warning_discounts_the_bench_itself():
+    assert bench.load_warning("after", 2.3, cpus=4, own=2) is None
+    assert bench.load_warning("after", 4.5, cpus=4, own=2) is not None
+    assert bench.load_warning("before", 0.9, cpus=4) is None
+    assert "load average 1.50 on 2 CPU(s)" in bench.load_warning("before", 1.5, cpus=2)
+
+
+def test_bad_size_is_rejected_with_its_text(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "3,2"])
+    assert "a size is T,B,H (three integers), got '3,2'" in capsys.readouterr().err
+
+
+def test_numpy_worker_measures_the_cache_without_inputs_and_parameters():
+    T, B, H = 3, 2, 4
+    result = bench.numpy_worker("lstm", (T, B, H), 1, min_time=0.0, min_repeats=1)
+    assert len(result["times"]) >= 1 and len(result["floor_times"]) >= 1
+    item = np.dtype(np.float32).itemsize
+    # hs and cs (T+1, B, H), tanh_cs (T, B, H), acts (T, B, 4H): x and params not counted.
+    assert result["cache_bytes"] == item * (2 * (T + 1) * B * H + T * B * H + T * B * 4 * H)
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_matmul_floor_runs_for_every_cell(kind):
+    bench.matmul_floor(kind, (3, 2, 4))()
+
+
+def test_torch_worker_reports_saved_tensors_and_the_fused_lstm():
+    result = bench.torch_worker("lstm", (3, 2, 4), 1, min_time=0.0, min_repeats=1)
+    assert result["saved_bytes"] > 0 and result["torch_threads"] == 1
+    assert result["fused"] is True  # torch's CPU LSTM: one aten::mkldnn_rnn_layer
+
+
+def test_quick_command_runs_in_subprocesses_on_a_tiny_size():
+    done = subprocess.run(
+        [sys.executable, "-m", "companion.bench", "--quick", "--cells", "gru", "--sizes",
+         "3,2,4", "--threads", "1"], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("GRU ")]
+    assert line.split()[1:5] == ["3", "2", "4", "1"]
+    assert "step by step" in line
