@@ -58,7 +58,7 @@ from companion._checks import (
     compute_dtype,
 )
 
-__all__ = ["backward", "forward", "init_params", "param_names"]
+__all__ = ["backward", "check_params", "forward", "init_params", "param_names"]
 
 
 # --------------------------------------------------------------------------- names and sizes
@@ -125,8 +125,10 @@ def init_params(kind, input_size: int, hidden_size: int, *, num_layers: int = 1,
     return params
 
 
-def _check_params(cell, params, num_layers: int, directions: int):
-    """``(D, H, arrays)`` after checking names, shapes and values of a layered ``params``."""
+def check_params(kind, params, num_layers: int, directions: int):
+    """``(D, H, arrays)`` after checking the names, shapes and values of a layered ``params``
+    (``directions`` is 1 or 2); ``ValueError`` naming the key and expected shape otherwise."""
+    cell = cells.get(kind)
     if not isinstance(params, dict):
         raise ValueError(f"params must be a dict of arrays, got {type(params).__name__}")
     expected = param_names(num_layers, directions == 2)
@@ -228,13 +230,23 @@ def _dropout_mask(rng, p: float, shape, dtype) -> np.ndarray:
 # --------------------------------------------------------------------------- forward
 
 
-def _run_direction(cell, x, params, states, valid, reverse: bool):
+def _check_options(cell, options: dict) -> dict:
+    """The row's default options updated by ``options`` (only options the row knows)."""
+    unknown = sorted(set(options) - set(cell.default_options))
+    if unknown:
+        known = sorted(cell.default_options) or "none"
+        raise ValueError(f"unexpected option(s) {unknown} for a {cell.kind} layer; its options: "
+                         f"{known}")
+    return {**cell.default_options, **options}
+
+
+def _run_direction(cell, x, params, states, valid, reverse: bool, options: dict):
     """One direction of one layer: ``(outputs (T, B, H), final states, step caches)``."""
     T = x.shape[0]
     outputs = np.zeros((T, x.shape[1], states[0].shape[1]), states[0].dtype)
     caches = [None] * T
     for t in (reversed(range(T)) if reverse else range(T)):
-        new_states, caches[t] = cell.step(x[t], states, params, **cell.default_options)
+        new_states, caches[t] = cell.step(x[t], states, params, **options)
         if valid is None:
             states = new_states
         else:  # padded steps keep the old state and output zero
@@ -246,7 +258,7 @@ def _run_direction(cell, x, params, states, valid, reverse: bool):
 
 
 def forward(kind, x, params: dict, *, num_layers: int = 1, bidirectional: bool = False,
-            lengths=None, state=None, dropout: float = 0.0, rng=None):
+            lengths=None, state=None, dropout: float = 0.0, rng=None, **options):
     """Run a stacked, possibly bidirectional recurrent layer over a padded batch.
 
     Args:
@@ -260,6 +272,8 @@ def forward(kind, x, params: dict, *, num_layers: int = 1, bidirectional: bool =
         dropout: probability of dropping each output of every layer but the last.
         rng: a ``numpy.random.Generator``, required when ``dropout > 0`` and
             ``num_layers > 1``.
+        **options: the cell's own options, e.g. ``nonlinearity="relu"`` for ``"rnn"``
+            (default: the row's ``default_options``, torch's defaults).
 
     Returns:
         ``(outputs, final_state, cache)``: ``outputs`` ``(T, B, num_directions*H)``, zero at
@@ -270,7 +284,7 @@ def forward(kind, x, params: dict, *, num_layers: int = 1, bidirectional: bool =
     cell = cells.get(kind)
     num_layers = _check_positive_int("num_layers", num_layers)
     directions = 2 if _check_bool("bidirectional", bidirectional) else 1
-    D, H, arrays = _check_params(cell, params, num_layers, directions)
+    D, H, arrays = check_params(cell, params, num_layers, directions)
     x = check_sequence(x, D)
     dtype = compute_dtype(x, *arrays.values())
     x = x.astype(dtype, copy=False)
@@ -279,6 +293,7 @@ def forward(kind, x, params: dict, *, num_layers: int = 1, bidirectional: bool =
     valid = _check_lengths(lengths, T, B)
     states0 = _check_state(cell, state, num_layers * directions, B, H, dtype)
     p, rng = _check_dropout(dropout, rng, num_layers)
+    options = _check_options(cell, options)
 
     finals = [[] for _ in cell.state_names]
     runs, masks, layer_input = [], [], x
@@ -289,7 +304,7 @@ def forward(kind, x, params: dict, *, num_layers: int = 1, bidirectional: bool =
             layer_params = {key: arrays[key + _suffix(layer, direction)] for key in WEIGHT_KEYS}
             out, last, caches = _run_direction(cell, layer_input, layer_params,
                                                tuple(s[index] for s in states0), valid,
-                                               reverse=direction == 1)
+                                               reverse=direction == 1, options=options)
             outputs.append(out)
             runs.append({"caches": caches, "input_size": layer_input.shape[2]})
             for collected, array in zip(finals, last, strict=True):

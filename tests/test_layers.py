@@ -109,6 +109,25 @@ def test_float32_matches_torch_in_float32(kind):
     _assert_all_close(_ours(case), _theirs(case), 1e-5)
 
 
+def test_relu_rnn_matches_torch():
+    case = _case("rnn", 2, True, [4, 5, 1], seed=6)
+    outputs, h_n, _ = layers.forward("rnn", case["x"], case["params"], num_layers=2,
+                                     bidirectional=True, lengths=case["lengths"],
+                                     nonlinearity="relu")
+    module = torch.nn.RNN(3, 4, num_layers=2, bidirectional=True, nonlinearity="relu").double()
+    module.load_state_dict({key: torch.from_numpy(v) for key, v in case["params"].items()})
+    packed = pack_padded_sequence(torch.from_numpy(case["x"]), torch.tensor(case["lengths"]),
+                                  enforce_sorted=False)
+    with torch.no_grad():
+        packed_out, expected_h_n = module(packed)
+    expected, _ = pad_packed_sequence(packed_out, total_length=5)
+    np.testing.assert_allclose(outputs, expected.numpy(), atol=1e-12)
+    np.testing.assert_allclose(h_n, expected_h_n.numpy(), atol=1e-12)
+    tanh_outputs, _, _ = layers.forward("rnn", case["x"], case["params"], num_layers=2,
+                                        bidirectional=True, lengths=case["lengths"])
+    assert not np.allclose(outputs, tanh_outputs)
+
+
 def test_padded_steps_output_zero_and_final_state_is_at_each_own_last_step():
     case = _case("lstm", 1, True, [2, 5, 3], seed=2)
     outputs, (h_n, c_n), _, _, _ = _ours(case)
@@ -222,6 +241,8 @@ def _forward(**overrides):
         ({"state": np.zeros((4, 3, 4))}, r"state must be a pair \(h0, c0\) for a lstm layer"),
         ({"state": (np.zeros((2, 3, 4)), np.zeros((4, 3, 4)))},
          r"h0 must have shape \(num_layers\*num_directions=4, B=3, H=4\), got \(2, 3, 4\)"),
+        ({"nonlinearity": "relu"}, r"unexpected option\(s\) \['nonlinearity'\] for a lstm "
+                                   r"layer; its options: none"),
         ({"dropout": 1.5}, r"dropout must be a number in \[0, 1\], got 1.5"),
         ({"dropout": 0.2}, r"rng must be a numpy.random.Generator .*got NoneType"),
     ],
@@ -237,6 +258,46 @@ def test_a_layer_reading_the_wrong_width_is_named():
     with pytest.raises(ValueError, match=r"params\['weight_ih_l1'\] must have shape "
                                          r"\(H=4, num_directions\*H=2\*4\), got \(4, 4\)"):
         layers.forward("rnn", np.zeros((2, 1, 3)), params, num_layers=2, bidirectional=True)
+
+
+# --------------------------------------------------------------------------- interop
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_interop_round_trips_layered_modules_with_state_dict_names(kind):
+    from companion.interop import from_torch, to_torch
+
+    module_class = getattr(torch.nn, cells.get(kind).torch_class)
+    module = module_class(3, 4, num_layers=2, bidirectional=True)
+    params = from_torch(module, layered=True)
+    assert list(params) == list(module.state_dict())
+    assert all(v.dtype == np.float64 for v in params.values())
+    single = from_torch(module_class(3, 4), layered=True)
+    assert list(single) == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    assert "weight_ih" in from_torch(module_class(3, 4))  # one layer keeps the old names
+
+    fresh = layers.init_params(kind, 3, 4, num_layers=2, bidirectional=True, seed=1)
+    to_torch(fresh, module)
+    for key, value in module.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), fresh[key].astype(np.float32))
+    no_bias = module_class(3, 4, num_layers=2, bidirectional=True, bias=False)
+    assert not np.any(from_torch(no_bias, layered=True)["bias_hh_l1_reverse"])
+
+
+def test_interop_layered_errors_name_what_does_not_match():
+    from companion.interop import from_torch, to_torch
+
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['weight_ih_l1'"):
+        to_torch(layers.init_params("lstm", 3, 4, bidirectional=True, seed=0),
+                 torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True))
+    with pytest.raises(ValueError, match=r"hidden_size H=4 but the GRU has D=3, H=5"):
+        to_torch(layers.init_params("gru", 3, 4, seed=0), torch.nn.GRU(3, 5))
+    with pytest.raises(ValueError, match=r"need a torch.nn.RNN, LSTM or GRU, got a LSTMCell"):
+        to_torch(layers.init_params("lstm", 3, 4, seed=0), torch.nn.LSTMCell(3, 4))
+    with pytest.raises(ValueError, match=r"layered=True needs a torch.nn.RNN, LSTM or GRU"):
+        from_torch(torch.nn.GRUCell(3, 4), layered=True)
+    with pytest.raises(ValueError, match=r"num_layers=2; only single-layer.*layered=True"):
+        from_torch(torch.nn.GRU(3, 4, num_layers=2))
 
 
 def test_backward_checks_its_upstream_gradients():
