@@ -19,6 +19,7 @@ from companion.exercises import ch01_rnn, ch02_bptt  # noqa: F401  (chapters 1 a
 from companion.exercises import ch03_vanishing  # noqa: F401  (chapter 3)
 from companion.exercises import ch04_lstm, ch05_gru  # noqa: F401  (chapters 4 and 5)
 from companion.exercises import ch06_practice, ch07_project  # noqa: F401  (chapters 6 and 7)
+from companion.exercises import ch08_real_models  # noqa: F401  (chapter 8)
 from companion.exercises.core import (
     FAILED,
     NOT_STARTED,
