@@ -145,6 +145,22 @@ def test_padded_steps_output_zero_and_final_state_is_at_each_own_last_step():
         np.testing.assert_allclose(h_n[1, b], outputs[0, b, H:], atol=1e-13)  # reverse: at t=0
 
 
+def test_any_row_of_the_cell_table_works_without_a_branch_for_its_kind():
+    """A row that is not in the table (no torch class, a new name) runs through the same code:
+    layers never asks which kind it is running."""
+    row = cells.Cell("my_gru", "My GRU", "companion.gru", ("r", "z", "n"), ("h",), None, None,
+                     {"reset": "after"})
+    case = _case("gru", 2, True, [5, 3, 4], seed=8)
+    expected = _ours(case)
+    got = _ours({**case, "kind": row})
+    for a, b in zip(got[:4], expected[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.array_equal(got[4][key], expected[4][key]) for key in expected[4])
+    before, _, _ = layers.forward(row, case["x"], case["params"], num_layers=2,
+                                  bidirectional=True, reset="before")
+    assert not np.allclose(before, expected[0])  # its options reach the cell
+
+
 def test_init_params_has_the_names_and_shapes_of_torch_and_is_seeded():
     params = layers.init_params("gru", 3, 5, num_layers=2, bidirectional=True, seed=7)
     module = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True)
