@@ -9,13 +9,13 @@ Supported: ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` with ``num_layers=1``, ``bidirect
 (and ``proj_size=0`` for the LSTM); ``batch_first`` does not affect parameters, so both
 settings are fine (the companion's ``forward`` is always time-major: transpose with
 ``x.transpose(1, 0, 2)``).  Also ``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``.
+A module built with ``bias=False`` reads as zero biases.  Torch is imported lazily, so the rest
+of the companion works without it.
 
 Multi-layer and bidirectional modules map onto :mod:`companion.layers`, whose ``params`` keep
 the ``state_dict()`` names (``weight_ih_l0``, ``weight_ih_l0_reverse``, ``weight_ih_l1``, ...):
 ``from_torch(module, layered=True)`` returns those names (for any ``nn.RNN`` / ``LSTM`` /
 ``GRU``), and ``to_torch`` writes a dict with those names into any of them.
-A module built with ``bias=False`` reads as zero biases.  Torch is imported lazily, so the rest
-of the companion works without it.
 
 Example::
 
