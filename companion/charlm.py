@@ -1,9 +1,10 @@
 """Chapter 7's character-level language model, on the torch side: train it, judge it, let it
 write.
 
-* :func:`train_charlm` -- random windows of the text, backpropagation through each window,
-  gradient clipping and Adam (:func:`companion.training.train`), with the validation
-  perplexity along the way;
+* :func:`train_charlm` -- stateful truncated backpropagation through time: the text cut into
+  contiguous streams read in consecutive windows, the state carried from one window to the
+  next and detached (:class:`StreamWindows`, :func:`detach_state`), gradient clipping and
+  Adam (:func:`companion.training.train`), with the validation perplexity along the way;
 * :func:`evaluate_perplexity` -- the perplexity of a model on a text;
 * :func:`generate` -- text from a trained model, one character at a time;
 * :func:`loss_by_class` -- the average loss on each kind of character (a space, the first
@@ -22,11 +23,13 @@ import torch
 from torch import nn
 
 from companion.corpus import CHARACTER_CLASSES, CharVocabulary, character_class
+from companion.exercises.ch08_real_models import stateful_windows
 from companion.models import CharLM
 from companion.softmax import sample_with_temperature
 from companion.training import History, train
 
-__all__ = ["CharLM", "evaluate_perplexity", "generate", "loss_by_class", "train_charlm"]
+__all__ = ["CharLM", "StreamWindows", "detach_state", "evaluate_perplexity", "generate",
+           "loss_by_class", "train_charlm"]
 
 
 def _consecutive_windows(ids: np.ndarray, seq_len: int) -> torch.Tensor:
@@ -61,33 +64,98 @@ def evaluate_perplexity(model: CharLM, ids: np.ndarray, seq_len: int = 128) -> f
     return math.exp(float(_next_char_losses(model, windows, reduction="mean")))
 
 
+def detach_state(state):
+    """The recurrent state with its values kept and its autograd history cut: ``h.detach()``
+    for a GRU or an RNN, ``(h.detach(), c.detach())`` for an LSTM; ``None`` stays ``None``.
+
+    This is the stop-gradient of truncated BPTT (chapter 2; eq. (8.10) in chapter 8): the
+    next window's forward pass starts from these values, and its backward pass ends here.
+    """
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(part.detach() for part in state)
+    return state.detach()
+
+
+class StreamWindows:
+    """Consecutive windows of contiguous streams of a text, epoch after epoch, for stateful
+    truncated BPTT.
+
+    Each epoch drops the first ``offset`` ids of ``ids`` (``offset`` drawn uniformly from
+    ``0 .. seq_len - 1`` by ``rng``, so that window boundaries move from epoch to epoch), cuts
+    the rest into ``batch_size`` contiguous streams of ``n`` ids, side by side, and walks them
+    in ``K = (n - 1) // seq_len`` consecutive windows of ``seq_len`` steps
+    (:func:`companion.exercises.ch08_real_models.stateful_windows`, chapter 8's exercise).
+    Column ``b`` of window ``k + 1`` continues column ``b`` of window ``k``, so a state carried
+    from one window to the next belongs there. After the last window the next epoch starts.
+
+    ``next()`` returns ``(inputs, targets, new_epoch)``: ``inputs`` and ``targets`` are int64
+    tensors ``(seq_len, batch_size)``, the targets the same streams one step ahead, and
+    ``new_epoch`` is ``True`` for the first window of an epoch, where the state must be reset.
+    ``offsets`` lists the offset of every epoch started so far.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator):
+        for name, value in [("batch_size", batch_size), ("seq_len", seq_len)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        needed = batch_size * (seq_len + 1) + seq_len - 1  # a window per stream, any offset
+        if len(ids) < needed:
+            raise ValueError(f"ids must hold at least batch_size * (seq_len + 1) + seq_len - 1 = "
+                             f"{needed} characters for {batch_size} streams of at least one "
+                             f"window of {seq_len}, got {len(ids)}")
+        self.ids, self.batch_size, self.seq_len, self.rng = ids, batch_size, seq_len, rng
+        self.offsets: list[int] = []
+        self._inputs = self._targets = None
+        self._k = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        new_epoch = self._inputs is None or self._k == len(self._inputs)
+        if new_epoch:
+            offset = int(self.rng.integers(0, self.seq_len))
+            self.offsets.append(offset)
+            self._inputs, self._targets = stateful_windows(self.ids[offset:], self.batch_size,
+                                                           self.seq_len)
+            self._k = 0
+        k, self._k = self._k, self._k + 1
+        return (torch.from_numpy(self._inputs[k]), torch.from_numpy(self._targets[k]),
+                new_epoch)
+
+
 def train_charlm(model: CharLM, train_ids: np.ndarray, val_ids: np.ndarray, *, steps: int,
                  seq_len: int = 64, batch_size: int = 32, lr: float = 3e-3,
                  clip_norm: float = 1.0, eval_every: int = 50, seed: int = 0,
                  progress: bool = True, desc: str = "training") -> History:
-    """Train ``model`` to predict the next character.
+    """Train ``model`` to predict the next character, with stateful truncated BPTT.
 
-    Each step takes ``batch_size`` windows of ``seq_len + 1`` characters at random positions
-    of ``train_ids``, predicts characters 2 to ``seq_len + 1`` of each from the ones before
-    (teacher forcing, from a zero state), backpropagates through the window, clips the
-    global gradient norm to ``clip_norm`` and takes an Adam step.
+    ``train_ids`` is cut into ``batch_size`` contiguous streams, read in consecutive windows
+    of ``seq_len`` characters (:class:`StreamWindows`; ``seed`` draws each epoch's offset).
+    Each step predicts every character of a window from the ones before (teacher forcing),
+    starting from the state in which the previous window ended, detached
+    (:func:`detach_state`): the forward pass sees everything the state has carried since the
+    start of the epoch, the backward pass only this window's ``seq_len`` steps. The state is
+    reset to zero at the start of every epoch. Then the global gradient norm is clipped to
+    ``clip_norm`` and Adam takes a step.
 
     Returns:
         A :class:`companion.training.History`: ``val_perplexity`` at ``eval_steps`` (0, every
-        ``eval_every`` steps, the last), ``eval_seconds`` (training time at those steps),
-        ``train_perplexity()``, ``grad_norm`` and ``seconds``.
+        ``eval_every`` steps, the last; :func:`evaluate_perplexity`), ``eval_seconds``
+        (training time at those steps), ``train_perplexity()``, ``grad_norm`` and ``seconds``.
     """
-    generator = np.random.default_rng(seed)
-    offsets = np.arange(seq_len + 1)
+    windows = StreamWindows(train_ids, batch_size, seq_len, np.random.default_rng(seed))
+    carried = {"state": None}  # the last window's final state, detached
 
     def next_batch(step):
-        starts = generator.integers(0, len(train_ids) - seq_len - 1, size=batch_size)
-        return torch.from_numpy(train_ids[starts[None, :] + offsets[:, None]])
+        inputs, targets, new_epoch = windows.next()
+        return inputs, targets, None if new_epoch else carried["state"]
 
-    def loss_of(model, windows):
-        logits, _ = model(windows[:-1])
+    def loss_of(model, batch):
+        inputs, targets, state = batch
+        logits, final_state = model(inputs, state)
+        carried["state"] = detach_state(final_state)
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                           windows[1:].reshape(-1))
+                                           targets.reshape(-1))
 
     return train(model, next_batch, loss_of, steps=steps, lr=lr, clip_norm=clip_norm,
                  evaluate=lambda model: evaluate_perplexity(model, val_ids),

@@ -278,9 +278,9 @@ def test_char_model_trains_and_generates_reproducibly():
                                       seq_len=32, batch_size=8, eval_every=15, progress=False)
         sample = charlm.generate(model, vocab, "The ", 40, temperature=1.0,
                                  rng=np.random.default_rng(0))
-        results.append((history.val_perplexity, sample))
-    assert results[0] == results[1]
-    perplexities, sample = results[0]
+        results.append((history.loss, history.val_perplexity, sample))
+    assert results[0] == results[1]  # the same training losses, perplexities and sample
+    _, perplexities, sample = results[0]
     assert perplexities[0] == pytest.approx(len(vocab), rel=0.2)  # untrained: about uniform
     assert perplexities[-1] < perplexities[0]
     assert sample.startswith("The ") and len(sample) == 44

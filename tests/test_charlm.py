@@ -1,0 +1,171 @@
+"""Chapter 7's training: stateful truncated BPTT (companion.charlm.train_charlm).
+
+The text is cut into contiguous streams read in consecutive windows; the state is carried from
+one window to the next and detached, and reset at the start of every epoch."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from companion import charlm, corpus
+from companion.charlm import StreamWindows, detach_state
+from companion.models import CharLM
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train much faster (and reproducibly) on one thread, on a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def train_ids():
+    text = corpus.load_corpus()
+    vocab = corpus.CharVocabulary.from_text(text)
+    return vocab, vocab.encode(corpus.train_val_split(text)[0])
+
+
+def _walk(windows, n_steps):
+    return [windows.next() for _ in range(n_steps)]
+
+
+def test_stream_windows_are_consecutive_windows_of_contiguous_streams():
+    ids = np.arange(1000)  # each id is its own position in the text
+    B, W = 4, 16
+    windows = StreamWindows(ids, B, W, np.random.default_rng(3))
+    batches = _walk(windows, 40)  # more than two epochs
+    epoch_starts = [i for i, (_, _, new_epoch) in enumerate(batches) if new_epoch]
+    assert epoch_starts[0] == 0 and len(epoch_starts) == len(windows.offsets) >= 3
+    assert all(0 <= offset < W for offset in windows.offsets)
+    assert len(set(windows.offsets)) > 1  # the window boundaries move from epoch to epoch
+    ends = epoch_starts[1:] + [len(batches)]
+    for epoch, (first, end) in enumerate(zip(epoch_starts, ends, strict=True)):
+        offset = windows.offsets[epoch]
+        n = (len(ids) - offset) // B  # ids per stream
+        if end < len(batches):  # a finished epoch has every window of its streams
+            assert end - first == (n - 1) // W
+        for k in range(end - first):
+            inputs, targets, _ = batches[first + k]
+            assert inputs.shape == targets.shape == (W, B) and inputs.dtype == torch.int64
+            # column b, step t of window k is character offset + b * n + k * W + t
+            expected = offset + np.arange(B)[None, :] * n + k * W + np.arange(W)[:, None]
+            np.testing.assert_array_equal(inputs.numpy(), expected)
+            np.testing.assert_array_equal(targets.numpy(), expected + 1)
+
+
+def test_stream_windows_are_seeded():
+    ids = np.arange(500)
+    first = _walk(StreamWindows(ids, 3, 10, np.random.default_rng(0)), 60)
+    again = _walk(StreamWindows(ids, 3, 10, np.random.default_rng(0)), 60)
+    assert all(torch.equal(a[0], b[0]) and a[2] == b[2] for a, b in zip(first, again, strict=True))
+
+
+def test_stream_windows_reject_bad_arguments():
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got 0"):
+        StreamWindows(np.arange(100), 0, 5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"seq_len must be a positive integer, got 2.5"):
+        StreamWindows(np.arange(100), 2, 2.5, np.random.default_rng(0))
+    # 4 streams of a window of 10 at offset 9 need 4 * 11 + 9 = 53 ids
+    StreamWindows(np.arange(53), 4, 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"ids must hold at least .* = 53 characters.* got 52"):
+        StreamWindows(np.arange(52), 4, 10, np.random.default_rng(0))
+
+
+def test_detach_state_keeps_values_and_cuts_history():
+    x = torch.ones(2, 3, requires_grad=True)
+    h, c = 2 * x, 3 * x
+    for state, parts in [(h, [h]), ((h, c), [h, c])]:
+        detached = detach_state(state)
+        assert type(detached) is type(state)
+        for old, new in zip(parts, _parts(detached), strict=True):
+            assert torch.equal(old, new) and old.grad_fn is not None
+            assert new.grad_fn is None and not new.requires_grad
+    assert detach_state(None) is None
+
+
+class _Recording(CharLM):
+    """A CharLM that records, for every training forward pass, the state it was given and the
+    final state it returned."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def forward(self, tokens, state=None):
+        logits, final_state = super().forward(tokens, state)
+        if self.training:
+            self.calls.append((state, final_state))
+        return logits, final_state
+
+
+def _parts(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_train_charlm_carries_the_state_detached_and_resets_it_every_epoch(train_ids, cell):
+    _, ids = train_ids
+    ids = ids[:600]
+    B, W, steps, seed = 4, 16, 25, 5
+    model = _Recording(60, cell=cell, hidden_size=8, embedding_dim=4, seed=0)
+    charlm.train_charlm(model, ids, ids, steps=steps, seq_len=W, batch_size=B, seed=seed,
+                        eval_every=100, progress=False)
+    new_epochs = [new for _, _, new in _walk(StreamWindows(ids, B, W,
+                                                           np.random.default_rng(seed)), steps)]
+    assert len(model.calls) == steps and sum(new_epochs) >= 2
+    for step, (state, final_state) in enumerate(model.calls):
+        assert all(part.grad_fn is not None for part in _parts(final_state))  # was in the graph
+        if new_epochs[step]:
+            assert state is None  # a new epoch starts from a zero state
+            continue
+        previous_final = model.calls[step - 1][1]
+        assert len(_parts(state)) == len(_parts(previous_final)) == (2 if cell == "lstm" else 1)
+        for given, previous in zip(_parts(state), _parts(previous_final), strict=True):
+            assert torch.equal(given, previous)  # the last window's final state, carried
+            assert given.grad_fn is None and not given.requires_grad  # ... and detached
+
+
+def _reference_run(ids, B, W, steps, seed, lr, carry):
+    """A hand-written loop: each window starts from a constant copy (a new leaf tensor, with no
+    history) of the previous window's final state if ``carry``, else from zero."""
+    model = CharLM(60, cell="lstm", hidden_size=8, embedding_dim=4, seed=0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    windows = StreamWindows(ids, B, W, np.random.default_rng(seed))
+    state, losses = None, []
+    for _ in range(steps):
+        inputs, targets, new_epoch = windows.next()
+        constant = None if new_epoch or not carry else tuple(torch.tensor(s.numpy())
+                                                             for s in state)
+        logits, state = model(inputs, constant)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, 60), targets.reshape(-1))
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        state = tuple(s.detach() for s in state)
+        losses.append(loss.item())
+    assert len(set(windows.offsets)) > 1  # the run crossed an epoch
+    return model, losses
+
+
+def test_train_charlm_gradients_are_those_of_a_constant_carried_state(train_ids):
+    """Training equals the loop in which each window starts from a constant copy of the previous
+    window's final state: no gradient reaches an earlier window. It differs from the loop in
+    which every window starts from zero, so the carried state is really used."""
+    _, ids = train_ids
+    ids = ids[:600]
+    B, W, steps, seed, lr = 4, 16, 20, 1, 3e-3
+    model = CharLM(60, cell="lstm", hidden_size=8, embedding_dim=4, seed=0)
+    history = charlm.train_charlm(model, ids, ids, steps=steps, seq_len=W, batch_size=B,
+                                  lr=lr, seed=seed, eval_every=100, progress=False)
+    reference, losses = _reference_run(ids, B, W, steps, seed, lr, carry=True)
+    np.testing.assert_allclose(history.loss, losses, rtol=1e-6)
+    for (name, trained), expected in zip(model.named_parameters(), reference.parameters(),
+                                         strict=True):
+        torch.testing.assert_close(trained, expected, rtol=1e-6, atol=1e-7, msg=name)
+    _, zero_state_losses = _reference_run(ids, B, W, steps, seed, lr, carry=False)
+    assert not np.allclose(history.loss, zero_state_losses, rtol=1e-4)
