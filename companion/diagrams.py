@@ -405,9 +405,9 @@ def _draw_gru(d: _Drawing, reset: str) -> None:
     d.text("x_in", (0.3, -0.4), label("x_t"), va="top", color=COLORS["input"])
     d.bar("bar_r", x_r - 0.75, x_r + 0.75, bar_y, "r")
     d.bar("bar_z", x_z - 0.75, x_z + 0.75, bar_y, "z")
-    d.bar("bar_nx", x_nx - 0.75, x_nx + 0.75, bar_y, f"n: {label('W_in')}")
+    d.bar("bar_nx", x_nx - 0.75, x_nx + 0.75, bar_y, label("W_in"))
     if reset == "after":
-        d.bar("bar_nh", x_nh - 0.75, x_nh + 0.75, bar_y, f"n: {label('W_hn')}")
+        d.bar("bar_nh", x_nh - 0.75, x_nh + 0.75, bar_y, label("W_hn"))
     d.text("bar", ((left + right) / 2, bar_y - 0.75),
            rf"${symbol('W_ih')}{symbol('x_t')} + {symbol('b_ih')}$, "
            rf"${symbol('W_hh')}{symbol('h_prev')} + {symbol('b_hh')}$", va="top",
