@@ -451,27 +451,39 @@ def _draw_gru(d: _Drawing, reset: str) -> None:
     d.text("wire_n", (7.3, tanh_y + 0.05), label("n"), va="bottom")
 
 
-def gru_cells() -> Figure:
-    """The GRU in PyTorch's convention (reset after, (5.1)-(5.4)) above, reset before (5.8) below.
+_GRU_TITLES = {"after": "reset after the product (PyTorch, cuDNN) (5.3)",
+               "before": "reset before the product (Cho et al.) (5.8)"}
 
-    Both panels use PyTorch's update convention (5.4): ``z_t`` scales the old state ``h_{t-1}``,
-    ``1 - z_t`` the candidate ``n_t``.
+
+def gru_cells(resets: Sequence[str] = ("after", "before")) -> Figure:
+    """The GRU, one panel per reset placement, stacked: by default PyTorch's (reset after,
+    (5.1)-(5.4)) above the reset-before candidate (5.8) of Cho et al. (2014).
+
+    Every panel uses PyTorch's update convention (5.4): ``z_t`` scales the old state
+    ``h_{t-1}``, ``1 - z_t`` the candidate ``n_t``.
+
+    Args:
+        resets: the panels, each ``"after"`` or ``"before"``.
     """
+    resets = tuple(resets)
+    if not resets or any(reset not in _GRU_TITLES for reset in resets):
+        raise ValueError(
+            f"gru_cells: resets must be a non-empty sequence of 'after' and 'before', "
+            f"got {resets!r}")
     (x0, x1), (y0, y1) = _GRU_LIMITS
     width, panel = x1 - x0, y1 - y0 + 0.8
     width_in = min(MAX_WIDTH_IN, width * _UNITS_TO_INCHES)
-    fig, axes = plt.subplots(2, 1, figsize=(width_in, 2 * panel * width_in / width),
-                             layout="constrained")
+    fig, axes = plt.subplots(len(resets), 1,
+                             figsize=(width_in, len(resets) * panel * width_in / width),
+                             layout="constrained", squeeze=False)
     drawings = []
-    titles = {"after": "reset after the product (PyTorch, cuDNN) (5.3)",
-              "before": "reset before the product (Cho et al.) (5.8)"}
-    for ax, reset in zip(axes, ("after", "before"), strict=True):
+    for ax, reset in zip(axes[:, 0], resets, strict=True):
         ax.set_axis_off()
         ax.set_aspect("equal")
         d = _Drawing(ax)
         _draw_gru(d, reset)
         _finish_axes(ax, _GRU_LIMITS)
-        _title(ax, titles[reset], fontsize=_TITLE_FONT, loc="left")
+        _title(ax, _GRU_TITLES[reset], fontsize=_TITLE_FONT, loc="left")
         drawings.append(d)
     fig.drawings = tuple(drawings)
     return fig
@@ -480,7 +492,8 @@ def gru_cells() -> Figure:
 def all_figures() -> dict[str, Figure]:
     """Every diagram of the course, by name (for tests and for looking at them all)."""
     figures = {"lstm_cell": lstm_cell(), "peephole_lstm_cell": peephole_lstm_cell(),
-               "backward_paths": backward_paths(), "gru_cells": gru_cells()}
+               "backward_paths": backward_paths(), "gru_cells": gru_cells(),
+               "gru_cell_pytorch": gru_cells(["after"])}
     for step in LSTM_STEPS:
         figures[f"lstm_step_{step}"] = lstm_walkthrough_step(step)
     return figures

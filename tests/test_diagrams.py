@@ -53,7 +53,8 @@ def centre_x(drawing, name):
 
 def test_every_diagram_is_a_figure(figures):
     assert set(figures) == {"lstm_cell", "peephole_lstm_cell", "backward_paths", "gru_cells",
-                            "lstm_step_1", "lstm_step_2", "lstm_step_3", "lstm_step_4"}
+                            "lstm_step_1", "lstm_step_2", "lstm_step_3", "lstm_step_4",
+                            "gru_cell_pytorch"}
     for name, fig in figures.items():
         assert isinstance(fig, Figure), name
         assert texts(fig), f"{name} has no labels"
@@ -207,3 +208,10 @@ def test_gru_update_gate_scales_the_old_state_and_one_minus_it_the_candidate(fig
     assert "bar_nh" in after.elements and "W_hn" not in after.elements
     assert "W_hn" in before.elements and "bar_nh" not in before.elements
     assert "tap_h" in before.elements
+
+
+def test_gru_panels_are_chosen_by_reset_placement():
+    assert len(diagrams.gru_cells(["after"]).drawings) == 1
+    with pytest.raises(ValueError, match="resets must be .* got \\('middle',\\)"):
+        diagrams.gru_cells(["middle"])
+    plt.close("all")

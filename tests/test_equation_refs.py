@@ -104,11 +104,19 @@ def _lesson_chapter(path: Path) -> str:
     return "W" if number == "00" else str(int(number))
 
 
+def _figure_text(cell: dict) -> str:
+    """A figure cell's caption and alt text, which name the equations the figure draws."""
+    mystnb = cell.get("metadata", {}).get("mystnb", {})
+    return "\n".join((mystnb.get("figure", {}).get("caption", ""),
+                      mystnb.get("image", {}).get("alt", "")))
+
+
 def lesson_sources() -> dict[Path, str]:
     sources = {}
     for path in sorted((ROOT / "lessons").glob("*.ipynb")):
         notebook = json.loads(path.read_text(encoding="utf-8"))
-        sources[path] = "\n".join("".join(cell["source"]) for cell in notebook["cells"])
+        sources[path] = "\n".join("".join(cell["source"]) + "\n" + _figure_text(cell)
+                                   for cell in notebook["cells"])
     return sources
 
 
@@ -155,6 +163,12 @@ def test_checker_fails_on_a_wrong_reference():
     assert any("not an increasing range" in p for p in problems)
     assert any("spans two chapters" in p for p in problems)
     assert any("(5.1)" in p for p in problems)
+
+
+def test_figure_captions_are_read():
+    cell = {"source": ["x"], "metadata": {"mystnb": {"figure": {"caption": "eqs. (4.1)-(4.6)"},
+                                                     "image": {"alt": "a cell"}}}}
+    assert [r.first for r in find_references(_figure_text(cell), "caption")] == ["4.1"]
 
 
 def test_references_in_tags_are_not_counted():
