@@ -19,8 +19,12 @@ conventions, not a tutorial's:
   variants are stacked vertically for the same reason.
 
 ``highlight`` arguments name the elements to draw at full strength; every other element is
-faded to ``FADED_ALPHA``. Each drawn artist carries its element's name as its ``gid``, so tests
-(and readers) can find what was highlighted.
+faded to ``FADED_ALPHA``. Each drawn artist carries its element's name as its ``gid``, and a
+returned figure keeps its drawing as ``figure.drawing`` (``figure.drawings``, one per panel, for
+stacked panels), whose ``elements`` map each name to its artists: tests (and curious readers)
+can check what was drawn and what was highlighted.
+
+Look at them all with ``python -m companion.diagrams OUT_DIR``, which saves one PNG per figure.
 """
 
 from __future__ import annotations
@@ -497,3 +501,25 @@ def all_figures() -> dict[str, Figure]:
     for step in LSTM_STEPS:
         figures[f"lstm_step_{step}"] = lstm_walkthrough_step(step)
     return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m companion.diagrams OUT_DIR``: save every diagram as a PNG in OUT_DIR."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m companion.diagrams",
+                                     description="Save every cell diagram as a PNG.")
+    parser.add_argument("out_dir", type=Path, help="folder for the PNG files (created)")
+    args = parser.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name, fig in all_figures().items():
+        path = args.out_dir / f"{name}.png"
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

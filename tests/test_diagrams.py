@@ -215,3 +215,11 @@ def test_gru_panels_are_chosen_by_reset_placement():
     with pytest.raises(ValueError, match="resets must be .* got \\('middle',\\)"):
         diagrams.gru_cells(["middle"])
     plt.close("all")
+
+
+def test_command_line_saves_every_diagram(tmp_path, capsys):
+    assert diagrams.main([str(tmp_path / "out")]) == 0
+    saved = sorted(path.stem for path in (tmp_path / "out").glob("*.png"))
+    assert saved == sorted(diagrams.all_figures())
+    plt.close("all")
+    assert all(path.stat().st_size > 10_000 for path in (tmp_path / "out").glob("*.png"))
