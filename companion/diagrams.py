@@ -188,7 +188,8 @@ def lstm_step_elements() -> dict[int, set[str]]:
     }
 
 
-def _draw_lstm(d: _Drawing, *, peephole: bool = False) -> None:
+def _draw_lstm(d: _Drawing, *, peephole: bool = False,
+               values: dict[str, float] | None = None) -> None:
     x = _LSTM_X
     top = _GATE_Y + _BOX_H / 2
     ink = COLORS["ink"]
@@ -209,9 +210,12 @@ def _draw_lstm(d: _Drawing, *, peephole: bool = False) -> None:
     d.text("x_in", (0.9, -0.2), label("x_t"), va="top", color=COLORS["input"])
     for block in LSTM_BLOCKS:
         d.bar(f"bar_{block}", x[block] - 0.85, x[block] + 0.85, _BAR_Y, block)
-    d.text("bar", ((left + right) / 2, _BAR_Y - 0.85),
-           rf"${symbol('W_ih')}{symbol('x_t')} + {symbol('W_hh')}{symbol('h_prev')}"
-           rf" + {symbol('b_ih')} + {symbol('b_hh')}$", va="top", size=_BOX_FONT)
+    if values is None:
+        d.text("bar", ((left + right) / 2, _BAR_Y - 0.85),
+               rf"${symbol('W_ih')}{symbol('x_t')} + {symbol('W_hh')}{symbol('h_prev')}"
+               rf" + {symbol('b_ih')} + {symbol('b_hh')}$", va="top", size=_BOX_FONT)
+    else:
+        _draw_lstm_values(d, values, left)
     activations = {"i": "sigmoid", "f": "sigmoid", "g": "tanh", "o": "sigmoid"}
     for block, activation in activations.items():
         d.wire(f"act_{block}", [(x[block], _BAR_Y + 0.4), (x[block], _GATE_Y - _BOX_H / 2)], ink,
@@ -240,6 +244,25 @@ def _draw_lstm(d: _Drawing, *, peephole: bool = False) -> None:
     d.text("h_out", (10.5, _BAR_Y + 0.2), label("h_t"), ha="left", color=COLORS["hidden"])
     if peephole:
         _draw_peepholes(d)
+
+
+LSTM_VALUE_NAMES = ("c_prev", "i", "f", "g", "o", "c_t", "h_t")
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}".replace("-", "\N{MINUS SIGN}")
+
+
+def _draw_lstm_values(d: _Drawing, values: dict[str, float], left: float) -> None:
+    """One unit's numbers: each block's output under the bar, the states under their labels."""
+    for block in LSTM_BLOCKS:
+        d.text(f"value_{block}", (_LSTM_X[block], _BAR_Y - 0.75), label(block), va="top")
+        d.text(f"value_{block}", (_LSTM_X[block], _BAR_Y - 1.35), _number(values[block]),
+               va="top", fontweight="bold")
+    where = {"c_prev": ((0.4, _BELT_Y - 0.45), "right"), "c_t": ((10.5, _BELT_Y - 0.45), "left"),
+             "h_t": ((10.5, _BAR_Y - 0.25), "left")}
+    for name, (xy, ha) in where.items():
+        d.text(f"value_{name}", xy, _number(values[name]), ha=ha, va="top", fontweight="bold")
 
 
 def _draw_peepholes(d: _Drawing) -> None:
@@ -277,6 +300,30 @@ def lstm_cell(highlight: Iterable[str] | None = None, *, peephole: bool = False,
     fig, (ax,) = _new_axes(y1 - y0 + (0.8 if title else 0), x1 - x0)
     d = _Drawing(ax, highlight)
     _draw_lstm(d, peephole=peephole)
+    _finish_axes(ax, _LSTM_LIMITS)
+    if title:
+        _title(ax, title, fontsize=_TITLE_FONT, loc="left")
+    fig.drawing = d
+    return fig
+
+
+def lstm_cell_values(values: dict[str, float], title: str | None = None) -> Figure:
+    """The LSTM cell with one unit's numbers at one step written on it (eqs. (4.1)-(4.6)).
+
+    Args:
+        values: floats for ``"c_prev"``, ``"i"``, ``"f"``, ``"g"``, ``"o"``, ``"c_t"`` and
+            ``"h_t"`` (``LSTM_VALUE_NAMES``): the unit's gates, candidate and states.
+        title: an optional title above the drawing.
+    """
+    missing = [name for name in LSTM_VALUE_NAMES if name not in values]
+    if missing:
+        raise ValueError(f"lstm_cell_values: values must give {', '.join(LSTM_VALUE_NAMES)}; "
+                         f"missing {', '.join(missing)}")
+    values = {name: float(values[name]) for name in LSTM_VALUE_NAMES}
+    (x0, x1), (y0, y1) = _LSTM_LIMITS
+    fig, (ax,) = _new_axes(y1 - y0 + (0.8 if title else 0), x1 - x0)
+    d = _Drawing(ax)
+    _draw_lstm(d, values=values)
     _finish_axes(ax, _LSTM_LIMITS)
     if title:
         _title(ax, title, fontsize=_TITLE_FONT, loc="left")
@@ -497,7 +544,10 @@ def all_figures() -> dict[str, Figure]:
     """Every diagram of the course, by name (for tests and for looking at them all)."""
     figures = {"lstm_cell": lstm_cell(), "peephole_lstm_cell": peephole_lstm_cell(),
                "backward_paths": backward_paths(), "gru_cells": gru_cells(),
-               "gru_cell_pytorch": gru_cells(["after"])}
+               "gru_cell_pytorch": gru_cells(["after"]),
+               "lstm_cell_values": lstm_cell_values(
+                   {"c_prev": 0.41, "i": 0.97, "f": 0.03, "g": -0.85, "o": 0.62, "c_t": -0.81,
+                    "h_t": -0.41}, title="one unit at one step")}
     for step in LSTM_STEPS:
         figures[f"lstm_step_{step}"] = lstm_walkthrough_step(step)
     return figures

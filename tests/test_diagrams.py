@@ -54,7 +54,7 @@ def centre_x(drawing, name):
 def test_every_diagram_is_a_figure(figures):
     assert set(figures) == {"lstm_cell", "peephole_lstm_cell", "backward_paths", "gru_cells",
                             "lstm_step_1", "lstm_step_2", "lstm_step_3", "lstm_step_4",
-                            "gru_cell_pytorch"}
+                            "gru_cell_pytorch", "lstm_cell_values"}
     for name, fig in figures.items():
         assert isinstance(fig, Figure), name
         assert texts(fig), f"{name} has no labels"
@@ -223,3 +223,16 @@ def test_command_line_saves_every_diagram(tmp_path, capsys):
     assert saved == sorted(diagrams.all_figures())
     plt.close("all")
     assert all(path.stat().st_size > 10_000 for path in (tmp_path / "out").glob("*.png"))
+
+
+def test_values_are_written_under_their_blocks_and_states():
+    values = {"c_prev": 0.5, "i": 0.91, "f": 0.07, "g": -0.66, "o": 0.25, "c_t": -0.57,
+              "h_t": -0.13}
+    drawing = diagrams.lstm_cell_values(values).drawing
+    for name, value in values.items():
+        written = [a.get_text() for a in drawing.elements[f"value_{name}"] if isinstance(a, Text)]
+        assert f"{abs(value):.2f}" in written[-1] and written[-1].startswith(
+            "\N{MINUS SIGN}" if value < 0 else "0"), (name, written)
+    with pytest.raises(ValueError, match="missing h_t"):
+        diagrams.lstm_cell_values({k: v for k, v in values.items() if k != "h_t"})
+    plt.close("all")
