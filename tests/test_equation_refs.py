@@ -1,12 +1,12 @@
 """Equation references cannot drift: every "(4.6)", "eq. (4.6)", "eqs. (4.7)-(4.13)" or
 "(eq. 4.8)" in the lessons, the book's pages and the companion (docstrings, exercise
-definitions, hints, solutions) names an equation that its chapter's lesson tags, and every tag
-is used exactly once.
+definitions, hints, solutions) names an equation that its chapter's lesson tags, and no equation
+is tagged twice.
 
 Tags are found by ``TAG_PATTERNS``; today the lessons write ``\\tag{4.6}`` inside display math.
-If the tag syntax changes (a MyST label such as ``(eq-4-6)=`` or ``:label: eq-4-6``), add its
-pattern there: each pattern's first group must give the number as ``"4.6"`` (or ``"W.3"``), or
-use a ``number`` converter as for the label form below.
+The MyST label forms ``(eq-4-6)=`` and ``:label: eq-4-6``, and references written as the role
+``{eq}`eq-4-6```, are recognised too, should the lessons move to them; for another syntax, add
+a pattern whose first group gives the number as ``"4.6"`` or ``"4-6"`` (or ``"W.3"``).
 
 Equation numbers are ``N.M`` with ``N >= 1`` a chapter number or ``W`` (the warm-up) and
 ``M >= 1``. A parenthesised decimal that cannot be one, such as ``(1.0)`` or ``(0.5)``, is a
@@ -37,6 +37,10 @@ REFERENCE = re.compile(
     r"\beqs?\.\s*\(?(?P<a>" + NUMBER + r")\)?(?:" + DASH + r"\(?(?P<b>" + NUMBER + r")\)?)?"
     r"|(?<![\w)\]])\((?P<c>" + NUMBER + r")\)(?:" + DASH + r"\((?P<d>" + NUMBER + r")\))?"
 )
+
+
+# A MyST equation role, should the lessons move to labels: {eq}`eq-4-6` or {eq}`text <eq-4-6>`.
+EQ_ROLE = re.compile(r"\{eq\}`(?:[^`<]*<)?eq-(?P<n>(?:\d+|W)-\d+)>?`")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ def find_references(text: str, where: str) -> list[Reference]:
         if not _is_equation_number(first):
             continue
         refs.append(Reference(where, first, last, match.group(0)))
+    for match in EQ_ROLE.finditer(without_tags):
+        refs.append(Reference(where, _normalise(match.group("n")), None, match.group(0)))
     return refs
 
 
@@ -151,6 +157,11 @@ def test_finder_reads_tags_and_every_reference_form():
     refs = [(r.first, r.last) for r in find_references(text, "synthetic")]
     assert refs == [("4.1", None), ("4.2", None), ("4.1", "4.3"), ("4.1", "4.3"),
                     ("4.1", "4.2"), ("4.3", None)]
+
+
+def test_finder_reads_myst_equation_roles():
+    refs = find_references("see {eq}`eq-4-2` and {eq}`the update <eq-W-3>`", "roles")
+    assert [r.first for r in refs] == ["4.2", "W.3"]
 
 
 def test_checker_fails_on_a_wrong_reference():
