@@ -55,12 +55,12 @@ COLORS = {
 FADED_ALPHA = 0.18
 MIN_FONT_SIZE = 13.0
 MAX_WIDTH_IN = 5.8
-_FONT = 15.0  # wire labels
-_BOX_FONT = 14.0  # text inside boxes and circles
-_TITLE_FONT = 14.0
+_FONT = 18.0  # wire labels
+_BOX_FONT = 15.0  # text inside boxes and circles
+_TITLE_FONT = 16.0
 _UNITS_TO_INCHES = 0.44  # figure inches per unit of the drawing's coordinates
 _R = 0.3  # radius of an operation circle
-_BOX_W, _BOX_H = 1.35, 0.7
+_BOX_W, _BOX_H = 1.45, 0.7
 _LW = 2.6
 
 LSTM_BLOCKS = ("i", "f", "g", "o")  # PyTorch's order of the rows of weight_ih / weight_hh
@@ -80,6 +80,7 @@ class _Drawing:
         self.ax = ax
         self.highlight = None if highlight is None else set(highlight)
         self.elements: dict[str, list] = {}
+        self.enclosed: list[tuple] = []  # (patch, text) pairs: the text must fit in the patch
 
     def _finish(self, name: str, *artists) -> None:
         alpha = self.alpha(name)
@@ -130,6 +131,7 @@ class _Drawing:
         self.ax.add_patch(patch)
         self._finish(name, patch)
         self.text(name, center, text, size=_BOX_FONT)
+        self.enclosed.append((patch, self.elements[name][-1]))
 
     def op(self, name: str, center: tuple[float, float], text: str) -> None:
         patch = Circle(center, _R, facecolor=COLORS["paper"], edgecolor=COLORS["ink"],
@@ -137,6 +139,7 @@ class _Drawing:
         self.ax.add_patch(patch)
         self._finish(name, patch)
         self.text(name, center, text, size=_BOX_FONT)
+        self.enclosed.append((patch, self.elements[name][-1]))
 
     def bar(self, name: str, left: float, right: float, y: float, text: str,
             height: float = 0.8) -> None:
@@ -146,6 +149,7 @@ class _Drawing:
         self.ax.add_patch(patch)
         self._finish(name, patch)
         self.text(name, ((left + right) / 2, y), text, size=_BOX_FONT)
+        self.enclosed.append((patch, self.elements[name][-1]))
 
 
 def _new_axes(height_units: float, width_units: float, nrows: int = 1):
@@ -258,11 +262,12 @@ def _draw_lstm_values(d: _Drawing, values: dict[str, float], left: float) -> Non
     for block in LSTM_BLOCKS:
         d.text(f"value_{block}", (_LSTM_X[block], _BAR_Y - 0.75), label(block), va="top")
         d.text(f"value_{block}", (_LSTM_X[block], _BAR_Y - 1.35), _number(values[block]),
-               va="top", fontweight="bold")
+               va="top", fontweight="bold", size=_BOX_FONT - 1)
     where = {"c_prev": ((0.4, _BELT_Y - 0.45), "right"), "c_t": ((10.5, _BELT_Y - 0.45), "left"),
              "h_t": ((10.5, _BAR_Y - 0.25), "left")}
     for name, (xy, ha) in where.items():
-        d.text(f"value_{name}", xy, _number(values[name]), ha=ha, va="top", fontweight="bold")
+        d.text(f"value_{name}", xy, _number(values[name]), ha=ha, va="top", fontweight="bold",
+               size=_BOX_FONT - 1)
 
 
 def _draw_peepholes(d: _Drawing) -> None:
@@ -349,18 +354,18 @@ def peephole_lstm_cell() -> Figure:
 # Backward view: the LSTM's carousel against the RNN's recurrent path
 # ---------------------------------------------------------------------------------------------
 
-_RNN_TANH_X = 7.3
+_RNN_TANH_X = 7.5
 
 def _draw_rnn(d: _Drawing) -> None:
     y = 1.6
     ink = COLORS["ink"]
     d.text("h_in", (0.4, y), label("h_prev"), ha="right", color=COLORS["hidden"])
-    d.wire("h_in", [(0.5, y), (1.0, y)], COLORS["hidden"])
+    d.wire("h_in", [(0.5, y), (0.9, y)], COLORS["hidden"])
     d.wire("x_in", [(3.5, -0.3), (3.5, y - 0.4)], COLORS["input"])
     d.text("x_in", (3.7, -0.2), label("x_t"), ha="left", color=COLORS["input"])
-    d.bar("bar", 1.0, 6.0, y, rf"${symbol('W_hh')}{symbol('h_prev')} + {symbol('W_ih')}"
+    d.bar("bar", 0.9, 6.4, y, rf"${symbol('W_hh')}{symbol('h_prev')} + {symbol('W_ih')}"
           rf"{symbol('x_t')} + b$")
-    d.wire("wire_a", [(6.0, y), (_RNN_TANH_X - _BOX_W / 2, y)], ink)
+    d.wire("wire_a", [(6.4, y), (_RNN_TANH_X - _BOX_W / 2, y)], ink)
     d.box("act", (_RNN_TANH_X, y), label("tanh"), COLORS["tanh"])
     d.wire("h_out", [(_RNN_TANH_X + _BOX_W / 2, y), (10.4, y)], COLORS["hidden"])
     d.text("h_out", (10.5, y), label("h_t"), ha="left", color=COLORS["hidden"])
@@ -468,14 +473,14 @@ def _draw_gru(d: _Drawing, reset: str) -> None:
                linewidth=1.5)
         d.box(f"act_{block}", (x_block, gate_y), label("sigmoid"), COLORS["sigmoid"])
     # update gate: z_t scales the old state, 1 - z_t the candidate (PyTorch's convention)
-    branch_y, x_one_minus = 5.9, 5.6
+    branch_y, x_one_minus = 5.9, 5.0
     d.wire("wire_z", [(x_z, top), (x_z, state_y - _R)], ink)
     d.text("wire_z", (x_z - 0.12, 4.9), label("z"), ha="right")
-    d.wire("wire_z", [(x_z, branch_y), (x_one_minus - 0.5, branch_y)], ink)
-    d.box("one_minus", (x_one_minus, branch_y), "$1-$", COLORS["paper"], width=1.0,
+    d.wire("wire_z", [(x_z, branch_y), (x_one_minus - 0.55, branch_y)], ink)
+    d.box("one_minus", (x_one_minus, branch_y), "$1-$", COLORS["paper"], width=1.1,
           height=0.6)
-    d.wire("wire_1mz", [(x_one_minus + 0.5, branch_y), (x_add - _R, branch_y)], ink)
-    d.text("wire_1mz", (7.65, branch_y + 0.12), f"$1-{symbol('z')}$", va="bottom")
+    d.wire("wire_1mz", [(x_one_minus + 0.55, branch_y), (x_add - _R, branch_y)], ink)
+    d.text("wire_1mz", (6.6, branch_y + 0.12), f"$1-{symbol('z')}$", va="bottom")
     d.op("mul_n", (x_add, branch_y), _odot())
     d.wire("wire_n_state", [(x_add, branch_y + _R), (x_add, state_y - _R)], ink)
     # candidate: reset gate after (PyTorch) or before (Cho et al.) the recurrent product
@@ -486,12 +491,13 @@ def _draw_gru(d: _Drawing, reset: str) -> None:
         d.wire("wire_r", [(x_r, top), (x_r, r_y), (x_nh, r_y), (x_nh, add_n_y + _R)], ink)
         d.wire("wire_rn", [(x_nh - _R, add_n_y), (x_nx + _R, add_n_y)], ink)
     else:
-        r_y, mul_r = 4.45, (x_nh, 4.45)
-        d.wire("tap_h", [(x_nh, state_y), (x_nh, r_y + _R)], COLORS["hidden"], linewidth=2.2)
-        d.wire("wire_r", [(x_r, top), (x_r, r_y), (x_nh - _R, r_y)], ink)
-        d.wire("wire_rh", [(x_nh, r_y - _R), (x_nh, add_n_y + 0.3)], ink)
-        d.box("W_hn", (x_nh, add_n_y), label("W_hn"), COLORS["paper"], height=0.6)
-        d.wire("wire_rn", [(x_nh - _BOX_W / 2, add_n_y), (x_nx + _R, add_n_y)], ink)
+        x_hn = 7.6  # right of the "1 - z_t" label, so that the tap of h_{t-1} misses it
+        r_y, mul_r = 4.45, (x_hn, 4.45)
+        d.wire("tap_h", [(x_hn, state_y), (x_hn, r_y + _R)], COLORS["hidden"], linewidth=2.2)
+        d.wire("wire_r", [(x_r, top), (x_r, r_y), (x_hn - _R, r_y)], ink)
+        d.wire("wire_rh", [(x_hn, r_y - _R), (x_hn, add_n_y + 0.3)], ink)
+        d.box("W_hn", (x_hn, add_n_y), label("W_hn"), COLORS["paper"], height=0.6)
+        d.wire("wire_rn", [(x_hn - _BOX_W / 2, add_n_y), (x_nx + _R, add_n_y)], ink)
     d.text("wire_r", (x_r - 0.12, r_y - 0.2), label("r"), ha="right")
     d.op("mul_r", mul_r, _odot())
     d.wire("wire_nx", [(x_nx, bar_y + 0.4), (x_nx, add_n_y - _R)], ink, linewidth=1.5)
@@ -499,7 +505,7 @@ def _draw_gru(d: _Drawing, reset: str) -> None:
     d.wire("wire_add_n", [(x_nx, add_n_y + _R), (x_nx, tanh_y - _BOX_H / 2)], ink)
     d.box("act_n", (x_nx, tanh_y), label("tanh"), COLORS["tanh"])
     d.wire("wire_n", [(x_nx + _BOX_W / 2, tanh_y), (x_add, tanh_y), (x_add, branch_y - _R)], ink)
-    d.text("wire_n", (7.3, tanh_y + 0.05), label("n"), va="bottom")
+    d.text("wire_n", (6.75, tanh_y + 0.05), label("n"), va="bottom")
 
 
 _GRU_TITLES = {"after": "reset after the product (PyTorch, cuDNN) (5.3)",

@@ -127,6 +127,23 @@ def test_no_two_labels_overlap(figures):
             assert not box_a.overlaps(box_b), f"{name}: {a!r} overlaps {b!r}"
 
 
+def _drawings(fig):
+    return getattr(fig, "drawings", None) or (fig.drawing,)
+
+
+def test_text_in_a_box_or_circle_fits_inside_it(figures):
+    for name, fig in figures.items():
+        renderer = fig.test_renderer
+        for drawing in _drawings(fig):
+            assert drawing.enclosed
+            for patch, text in drawing.enclosed:
+                inner = text.get_window_extent(renderer)
+                outer = patch.get_window_extent(renderer)
+                assert (inner.x0 >= outer.x0 and inner.x1 <= outer.x1
+                        and inner.y0 >= outer.y0 - 1 and inner.y1 <= outer.y1 + 1), (
+                    f"{name}: {text.get_text()!r} does not fit in its box")
+
+
 def test_text_stays_inside_the_figure(figures):
     for name, fig in figures.items():
         renderer = fig.test_renderer
