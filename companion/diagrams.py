@@ -9,8 +9,9 @@ conventions, not a tutorial's:
   ``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh``, cut into blocks in PyTorch's order (LSTM i, f, g, o;
   GRU r, z, n). Two arrows entering the bar are two separate matrix products, added; nothing
   is concatenated;
-* a rounded box is a layer with an activation (sky blue: sigmoid, yellow: tanh); a circle is an
-  elementwise operation with no weights (product, sum, ``1 -``);
+* a coloured rounded box is a layer with an activation (sky blue: sigmoid, yellow: tanh); a
+  white one is the operation written in it (a matrix product such as ``W_hn``, or ``1 -``); a
+  circle is an elementwise operation with no weights (product, sum);
 * colours are the Okabe & Ito palette of ``companion.plots`` (cell state orange, hidden state
   blue, input green, gradients vermillion, peepholes purple), and every element also differs
   by shape or line style, so the pictures read in greyscale;
