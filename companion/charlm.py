@@ -100,6 +100,9 @@ class StreamWindows:
         for name, value in [("batch_size", batch_size), ("seq_len", seq_len)]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be a 1-D array of character ids, got shape {ids.shape}")
         needed = batch_size * (seq_len + 1) + seq_len - 1  # a window per stream, any offset
         if len(ids) < needed:
             raise ValueError(f"ids must hold at least batch_size * (seq_len + 1) + seq_len - 1 = "

@@ -69,6 +69,8 @@ def test_stream_windows_reject_bad_arguments():
         StreamWindows(np.arange(100), 0, 5, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"seq_len must be a positive integer, got 2.5"):
         StreamWindows(np.arange(100), 2, 2.5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"ids must be a 1-D array .* got shape \(10, 10\)"):
+        StreamWindows(np.zeros((10, 10), dtype=np.int64), 2, 3, np.random.default_rng(0))
     # 4 streams of a window of 10 at offset 9 need 4 * 11 + 9 = 53 ids
     StreamWindows(np.arange(53), 4, 10, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"ids must hold at least .* = 53 characters.* got 52"):
