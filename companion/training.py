@@ -9,7 +9,9 @@ model. The chapters' wrappers are
 * :func:`train_classifier` -- chapters 3 and 4: classify token sequences
   (:class:`companion.models.SequenceClassifier`), scored by held-out :func:`accuracy`;
 * :func:`companion.experiments.run_one` -- chapter 6's race;
-* :func:`companion.charlm.train_charlm` -- chapter 7's character-level language model.
+* :func:`companion.charlm.train_charlm` -- chapter 7's character-level language model, trained
+  with stateful truncated BPTT: its ``next_batch`` and ``loss_of`` share the recurrent state,
+  carried (detached) from one step's window to the next, so the loop itself stays stateless.
 
 Everything is seeded: the same seeds give the same numbers on the same machine. PyTorch's
 results can depend on the number of CPU threads, so fix it (``torch.set_num_threads(1)``)
