@@ -15,8 +15,8 @@ The contract of a cell module (see :mod:`companion.rnn` for the smallest one)::
     backward(d_outputs, cache, d_final_state=None) -> (dx, d_state0, grads)
 
 where a state is a bare ``(B, H)`` array for one-state cells and a tuple ``(h, c)`` for the
-LSTM. :meth:`Cell.step` and :meth:`Cell.step_backward` hide that difference: they always take
-and return states as tuples, so generic code never branches on the kind.
+LSTM and the CIFG. :meth:`Cell.step` and :meth:`Cell.step_backward` hide that difference: they
+always take and return states as tuples, so generic code never branches on the kind.
 
 Shapes: ``x_t`` ``(B, D)``, each state ``(B, H)``; weights ``weight_ih`` ``(G*H, D)`` and
 ``weight_hh`` ``(G*H, H)`` with ``G = len(gate_names)`` blocks in the order given.
@@ -71,7 +71,10 @@ class Cell:
         return len(self.state_names) == 2
 
     def pack_state(self, states: tuple):
-        """The module's own form of a state: the bare array for one-state cells."""
+        """The module's own form of a state: the bare array for one-state cells (``None``, the
+        modules' zero state, stays ``None``)."""
+        if states is None:
+            return None
         return tuple(states) if self.has_cell_state else states[0]
 
     def unpack_state(self, state) -> tuple:
@@ -101,6 +104,7 @@ CELLS: dict[str, Cell] = {
              "LSTMCell"),
         Cell("gru", "GRU", "companion.gru", ("r", "z", "n"), ("h",), "GRU", "GRUCell",
              {"reset": "after"}),
+        Cell("cifg", "CIFG", "companion.cifg", ("f", "g", "o"), ("h", "c"), None, None),
     )
 }
 

@@ -35,80 +35,36 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
+from companion.models import SequenceModel
+from companion.sizing import forget_gate_bias, matched_hidden_size, param_count
 from companion.tasks import ADDING_BASELINE_MSE, adding_task, copy_task, gap_task
+from companion.training import train
+
+__all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "forget_gate_bias",
+           "matched_hidden_size", "param_count", "run_one", "run_sweep", "load_sweep",
+           "time_per_step", "task_model"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SWEEP_FILE = DATA_DIR / "sweep_results.jsonl"
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-# model label -> (torch cell, initial forget-gate bias or None for PyTorch's default)
+# model label -> (cell kind, initial forget-gate bias or None for PyTorch's default)
 MODELS = {
     "rnn": ("rnn", None),
     "lstm": ("lstm", None),
     "lstm_fb1": ("lstm", 1.0),
     "gru": ("gru", None),
+    "cifg": ("cifg", None),
 }
 MODEL_LABELS = {
     "rnn": "RNN (tanh)",
     "lstm": "LSTM",
     "lstm_fb1": "LSTM, forget bias 1",
     "gru": "GRU",
+    "cifg": "CIFG (coupled LSTM)",
 }
-
-
-def param_count(cell, input_size, hidden_size):
-    """Number of parameters of one ``torch.nn.RNN``/``GRU``/``LSTM`` layer, both biases
-    included: ``G * (H * D + H * H + 2 * H)`` with ``G`` = 1, 3 or 4 weight sets.
-
-    Args:
-        cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
-        input_size: ``D``.
-        hidden_size: ``H``, an integer or an integer array (one count per entry).
-
-    Returns:
-        The count(s), an integer array of the shape of ``hidden_size``.
-    """
-    gates = GATES[cell]  # rnn: 1, gru: 3 (r, z, n), lstm: 4 (i, f, g, o)
-    H = np.asarray(hidden_size)
-    weight_ih = H * input_size  # (G*H, D), per gate H * D
-    weight_hh = H * H  # (G*H, H)
-    biases = 2 * H  # bias_ih and bias_hh, H each per gate
-    return gates * (weight_ih + weight_hh + biases)
-
-
-def matched_hidden_size(cell: str, input_size: int, budget: int) -> int:
-    """The hidden size whose :func:`param_count` is closest to ``budget``."""
-    sizes = np.arange(1, 1025)
-    counts = param_count(cell, input_size, sizes)
-    return int(sizes[np.argmin(np.abs(counts - budget))])
-
-
-def forget_gate_bias(bias_ih, bias_hh, value):
-    """Biases of a PyTorch LSTM layer whose forget gate starts with total bias ``value``.
-
-    PyTorch stacks the gates in the order input, forget, cell candidate, output
-    (``i, f, g, o``), so the forget gate owns rows ``H:2H`` of both bias vectors, and the
-    gate sees their sum. The forget rows of ``bias_ih`` are set to ``value`` and those of
-    ``bias_hh`` to 0; every other entry is kept.
-
-    Args:
-        bias_ih, bias_hh: ``(4H,)`` arrays, ``bias_ih_l0`` and ``bias_hh_l0``.
-        value: the forget gate's initial bias (1.0 in Jozefowicz et al. 2015).
-
-    Returns:
-        New arrays ``(new_bias_ih, new_bias_hh)``; the inputs are not modified.
-    """
-    H = bias_ih.shape[0] // 4
-    new_ih = bias_ih.copy()
-    new_hh = bias_hh.copy()
-    new_ih[H:2 * H] = value
-    new_hh[H:2 * H] = 0.0
-    return new_ih, new_hh
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,37 +134,12 @@ def task_sizes(task: str) -> tuple[int | None, int, int]:
     raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
 
 
-class SequenceModel(nn.Module):
-    """(optional embedding) -> one recurrent layer -> linear readout.
-
-    ``forward`` returns the readout of the last ``n_out`` hidden states, ``(n_out, B, C)``.
-    """
-
-    def __init__(self, cell: str, task: str, hidden_size: int, *, seed: int,
-                 forget_bias: float | None = None):
-        super().__init__()
-        vocab_size, input_size, output_size = task_sizes(task)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.embedding = (nn.Embedding(vocab_size, input_size)
-                              if vocab_size is not None else None)
-            self.recurrent = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](
-                input_size, hidden_size)
-            self.readout = nn.Linear(hidden_size, output_size)
-        if forget_bias is not None:
-            if cell != "lstm":
-                raise ValueError("forget_bias applies to an LSTM only")
-            with torch.no_grad():
-                ih, hh = forget_gate_bias(self.recurrent.bias_ih_l0.detach().numpy(),
-                                          self.recurrent.bias_hh_l0.detach().numpy(),
-                                          forget_bias)
-                self.recurrent.bias_ih_l0.copy_(torch.from_numpy(ih))
-                self.recurrent.bias_hh_l0.copy_(torch.from_numpy(hh))
-
-    def forward(self, inputs: torch.Tensor, n_out: int = 1) -> torch.Tensor:
-        x = self.embedding(inputs) if self.embedding is not None else inputs
-        outputs, _ = self.recurrent(x)
-        return self.readout(outputs[-n_out:])
+def task_model(cell: str, task: str, hidden_size: int, *, seed: int,
+               forget_bias: float | None = None) -> SequenceModel:
+    """The :class:`companion.models.SequenceModel` of kind ``cell`` sized for ``task``."""
+    vocab_size, input_size, output_size = task_sizes(task)
+    return SequenceModel(cell, vocab_size, input_size, hidden_size, output_size, seed=seed,
+                         forget_bias=forget_bias)
 
 
 def _loss_and_score(task: str, model: SequenceModel, inputs, targets):
@@ -242,7 +173,7 @@ class SweepConfig:
 
     lengths: dict = field(default_factory=lambda: {
         "adding": [10, 25, 50, 100], "copy": [5, 10, 20, 40], "gap": [5, 10, 20, 40]})
-    models: tuple = ("rnn", "lstm", "lstm_fb1", "gru")
+    models: tuple = ("rnn", "lstm", "lstm_fb1", "gru", "cifg")
     seeds: tuple = (0, 1, 2)
     steps: int = 1500
     batch_size: int = 64
@@ -290,57 +221,48 @@ def run_one(task: str, model: str, length: int, seed: int,
     Every step draws a fresh batch (seeded by ``seed`` and the step), so the model never sees
     the same sequence twice and cannot memorise; the test set is the same for every model
     and seed of a given task and length. The loss is backpropagated through the whole
-    sequence, the global gradient norm clipped to ``config.clip_norm``, and Adam takes a step.
-    Time per step counts the forward pass, the backward pass and the update, not the data.
+    sequence, the global gradient norm clipped to ``config.clip_norm``, and Adam takes a step
+    (:func:`companion.training.train`). Time per step counts the forward pass, the backward
+    pass and the update, not the data. A run whose loss or gradient becomes inf or NaN stops
+    there; its ``final_score`` is NaN and it does not succeed.
     """
     spec = TASKS[task]
     cell, forget_bias = MODELS[model]
     hidden = hidden_sizes(task, config)[model]
     torch.manual_seed(seed)
-    net = SequenceModel(cell, task, hidden, seed=seed, forget_bias=forget_bias)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    net = task_model(cell, task, hidden, seed=seed, forget_bias=forget_bias)
     test_inputs, test_targets = task_batch(task, config.n_test, length, seed=10_000 + length)
 
-    def evaluate() -> float:
-        with torch.no_grad():
-            return _loss_and_score(task, net, test_inputs, test_targets)[1]
+    def next_batch(step):
+        return task_batch(task, config.batch_size, length, seed=seed * 1_000_003 + step)
 
-    record = {
+    def loss_of(net, batch):
+        return _loss_and_score(task, net, *batch)[0]
+
+    @torch.no_grad()
+    def evaluate(net) -> float:
+        return _loss_and_score(task, net, test_inputs, test_targets)[1]
+
+    start = time.perf_counter()
+    history = train(net, next_batch, loss_of, steps=config.steps, lr=config.lr,
+                    clip_norm=config.clip_norm, evaluate=evaluate,
+                    eval_every=config.eval_every)
+    diverged = history.diverged_at is not None
+    final = math.nan if diverged else history.scores[-1]
+    return {
         "task": task, "model": model, "cell": cell, "forget_bias": forget_bias,
         "length": length, "seed": seed, "hidden_size": hidden,
         "recurrent_params": int(param_count(cell, task_sizes(task)[1], hidden)),
         "total_params": sum(p.numel() for p in net.parameters()),
-        "eval_steps": [0], "score": [evaluate()], "train_loss": [],
+        "eval_steps": history.eval_steps, "score": history.scores,
+        "train_loss": [history.mean_loss_before(step, config.eval_every)
+                       for step in history.eval_steps[1:]],
+        "final_score": final,
+        "success": spec.succeeded(final),
+        "diverged_at": history.diverged_at,
+        "ms_per_step": 1000 * statistics.median(history.step_seconds),
+        "wall_s": time.perf_counter() - start,
     }
-    step_times, losses, diverged_at = [], [], None
-    start = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        inputs, targets = task_batch(task, config.batch_size, length,
-                                     seed=seed * 1_000_003 + step)
-        tic = time.perf_counter()
-        loss, _ = _loss_and_score(task, net, inputs, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
-        optimizer.step()
-        step_times.append(time.perf_counter() - tic)
-        losses.append(loss.item())
-        if not (math.isfinite(losses[-1]) and math.isfinite(float(norm))):
-            diverged_at = step
-            break
-        if step % config.eval_every == 0 or step == config.steps:
-            record["eval_steps"].append(step)
-            record["score"].append(evaluate())
-            record["train_loss"].append(float(np.mean(losses[-config.eval_every:])))
-    final = record["score"][-1] if diverged_at is None else math.nan
-    record.update(
-        final_score=final,
-        success=spec.succeeded(final),
-        diverged_at=diverged_at,
-        ms_per_step=1000 * statistics.median(step_times),
-        wall_s=time.perf_counter() - start,
-    )
-    return record
 
 
 def time_per_step(models: dict[str, tuple[str, int]], task: str = "adding", length: int = 50,
@@ -355,7 +277,7 @@ def time_per_step(models: dict[str, tuple[str, int]], task: str = "adding", leng
     inputs, targets = task_batch(task, batch_size, length, seed=seed)
     nets = {}
     for label, (cell, hidden) in models.items():
-        net = SequenceModel(cell, task, hidden, seed=seed)
+        net = task_model(cell, task, hidden, seed=seed)
         nets[label] = (net, torch.optim.Adam(net.parameters(), lr=1e-3))
     times = {label: [] for label in models}
     for round_ in range(repeats + 2):
@@ -426,12 +348,21 @@ def _append(path: Path, item: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def _extends(new: dict, old: dict) -> bool:
+    """Whether configuration ``new`` is ``old`` with models added after its own."""
+    same = {key: value for key, value in new.items() if key != "models"}
+    return (same == {key: value for key, value in old.items() if key != "models"}
+            and new["models"][:len(old["models"])] == old["models"])
+
+
 def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = True) -> list:
     """Run every ``(task, model, length, seed)`` of ``config`` not yet in ``path``.
 
     Each finished run is appended to ``path`` at once, so an interrupted sweep loses at most
     the run in progress; calling again continues where it stopped. The file's first line
-    records the configuration, and a file made with another configuration is refused. A
+    records the configuration, and a file made with another configuration is refused, unless
+    ``config`` only adds models at the end of the file's list: then a new configuration line is
+    appended and only the new models' runs are made (timings are not redone). A
     summary line is appended whenever the sweep is complete: ``training_seconds``, the sum of
     the wall-clock time of every run and measurement in the file (the sweep's duration, however
     many times it was interrupted), the machine and the library versions.
@@ -445,8 +376,10 @@ def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = T
     path.parent.mkdir(parents=True, exist_ok=True)
     meta, runs, _ = load_sweep(path)
     if meta and meta["config"] != config.as_json():
-        raise ValueError(f"{path} was made with another configuration; "
-                         "use another file or delete it")
+        if not _extends(config.as_json(), meta["config"]):
+            raise ValueError(f"{path} was made with another configuration; "
+                             "use another file or delete it")
+        meta = {}  # the same sweep with models added: record the new configuration
     if not meta:
         _append(path, {"type": "meta", "config": config.as_json(),
                        "created": time.strftime("%Y-%m-%d %H:%M:%S")})

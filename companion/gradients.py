@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import ModuleType
 
 import numpy as np
+
+from companion import cells
 
 # --------------------------------------------------------------------------- finite differences
 
@@ -163,9 +164,9 @@ class JacobianNorms:
         dL_dx: ``(T,)`` (or ``(T, B)``): entry ``k`` is the Euclidean norm of
             :math:`\\partial L / \\partial x_{k+1}` with :math:`L = v \\cdot h_T`, i.e. the
             input fed at step ``k + 1`` (``x[k]``).
-        dhT_dc: LSTM only, same shape as ``dhT_dh``: :math:`\\|\\partial h_T / \\partial
-            c_k\\|` (``None`` for RNN and GRU).  Its ``k = T`` entry is 0 (see
-            :func:`jacobian_norms`).
+        dhT_dc: cells with a cell state (LSTM, CIFG) only, same shape as ``dhT_dh``:
+            :math:`\\|\\partial h_T / \\partial c_k\\|` (``None`` for RNN and GRU).
+            Its ``k = T`` entry is 0 (see :func:`jacobian_norms`).
         ord: the matrix norm used (``2``: spectral, ``"fro"``: Frobenius).
         v: the ``(B, H)`` weights of :math:`L`.
     """
@@ -177,16 +178,14 @@ class JacobianNorms:
     v: np.ndarray = field(default=None, repr=False)
 
 
-def _cell_module(cell) -> ModuleType:
-    from companion import gru, lstm, rnn
-
-    modules = {"rnn": rnn, "lstm": lstm, "gru": gru}
-    if isinstance(cell, str) and cell.lower() in modules:
-        return modules[cell.lower()]
-    if cell in modules.values():
-        return cell
-    raise ValueError(f"cell must be 'rnn', 'lstm', 'gru' or one of those companion modules, "
-                     f"got {cell!r}")
+def _cell_row(cell) -> cells.Cell:
+    """The row of ``cell``: a kind (any case), a companion cell module or a row."""
+    try:
+        return cells.get(cell.lower() if isinstance(cell, str) else cell)
+    except ValueError:
+        known = ", ".join(repr(kind) for kind in cells.KINDS)
+        raise ValueError(f"cell must be one of {known} or one of those companion modules, "
+                         f"got {cell!r}") from None
 
 
 def jacobian_norms(cell, x, params: dict, state=None, *, v=None, ord=2, **kwargs) -> JacobianNorms:
@@ -194,17 +193,18 @@ def jacobian_norms(cell, x, params: dict, state=None, *, v=None, ord=2, **kwargs
     :math:`\\partial L/\\partial x_k` for :math:`L = \\sum v \\odot h_T`.
 
     The Jacobian of :math:`h_T` with respect to the state at step ``k`` is taken with the
-    inputs fixed and everything else at step ``k`` held fixed.  For the LSTM the state is the
-    pair :math:`(h_k, c_k)`, so :math:`\\partial h_T/\\partial h_k` holds :math:`c_k` fixed
-    and :math:`\\partial h_T/\\partial c_k` (reported as ``dhT_dc``) holds :math:`h_k`
-    fixed; at ``k = T`` these are the identity and zero.  Both are exact: the ``H`` unit
+    inputs fixed and everything else at step ``k`` held fixed.  For the LSTM (and the CIFG)
+    the state is the pair :math:`(h_k, c_k)`, so :math:`\\partial h_T/\\partial h_k` holds
+    :math:`c_k` fixed and :math:`\\partial h_T/\\partial c_k` (reported as ``dhT_dc``) holds
+    :math:`h_k` fixed; at ``k = T`` these are the identity and zero.  Both are exact: the ``H`` unit
     vectors :math:`e_j` are backpropagated together as a batch of ``H * B`` rows through the
     teaching cells (``cell_forward`` / ``cell_backward``), and the row ``j`` gradient at step
     ``k`` is row ``j`` of the Jacobian.  Cost: one forward and one backward with batch
     ``H * B`` (milliseconds for ``T = 100, H = 32``).
 
     Args:
-        cell: ``"rnn"``, ``"lstm"``, ``"gru"`` or the module :mod:`companion.rnn` etc.
+        cell: a kind of :mod:`companion.cells` (``"rnn"``, ``"lstm"``, ``"gru"``,
+            ``"cifg"``) or its module (:mod:`companion.rnn` etc.).
         x: ``(T, D)`` (one sequence) or ``(T, B, D)``.
         params: the cell's parameters.
         state: initial state as for the cell's ``forward`` (``(D,)``-style unbatched states
@@ -217,53 +217,47 @@ def jacobian_norms(cell, x, params: dict, state=None, *, v=None, ord=2, **kwargs
         A :class:`JacobianNorms`; arrays are ``(T+1,)`` / ``(T,)`` for a ``(T, D)`` ``x`` and
         ``(T+1, B)`` / ``(T, B)`` for a ``(T, B, D)`` ``x``.
     """
-    module = _cell_module(cell)
+    row = _cell_row(cell)
     if ord not in (2, "fro"):
         raise ValueError(f"ord must be 2 (spectral) or 'fro' (Frobenius), got {ord!r}")
-    is_lstm = module.__name__.endswith("lstm")
     x = np.asarray(x)
     unbatched = x.ndim == 2
     if unbatched:
         x = x[:, None, :]
         if state is not None:
-            state = tuple(np.asarray(s)[None] for s in state) if is_lstm else \
-                np.asarray(state)[None]
-    # Validates x, params and state (and gives h_0 .. h_T for nothing extra).
-    _, _, _ = module.forward(x, params, state, **kwargs)
+            state = row.pack_state(tuple(np.asarray(s)[None] for s in row.unpack_state(state)))
+    # Validates x, params and state.
+    row.module.forward(x, params, state, **kwargs)
     steps, batch, _ = x.shape
     hidden = params["weight_hh"].shape[1]
     v = _weights_of_loss(v, batch, hidden)
 
     # Batch of H * B rows: row j * B + b carries sample b and unit vector e_j.
     x_rep = np.tile(x, (1, hidden, 1))
-    states = _replicate_state(state, is_lstm, hidden, batch)
+    states = _replicate_state(row, state, hidden)
     caches = []
     for t in range(steps):
-        if is_lstm:
-            states, cache = module.cell_forward(x_rep[t], states, params)
-        else:
-            states, cache = module.cell_forward(x_rep[t], states, params, **kwargs)
+        states, cache = row.step(x_rep[t], states, params, **kwargs)
         caches.append(cache)
 
     dtype = np.result_type(x_rep.dtype, params["weight_hh"].dtype, np.float32)
     unit = np.repeat(np.eye(hidden, dtype=dtype), batch, axis=0)  # (H * B, H)
-    dh, dc = unit, np.zeros_like(unit)
-    dh_norms = np.empty((steps + 1, batch))
-    dc_norms = np.empty((steps + 1, batch)) if is_lstm else None
+    # d h_T / d state_T: the identity for h, zero for the cell state (h_T does not read c_T
+    # once h_T is given).
+    d_states = (unit, *(np.zeros_like(unit) for _ in row.state_names[1:]))
+    norms = np.empty((len(row.state_names), steps + 1, batch))
     dx_norms = np.empty((steps, batch))
-    dh_norms[steps] = _matrix_norms(dh, hidden, batch, ord)
-    if is_lstm:
-        dc_norms[steps] = 0.0
+    for k, d_state in enumerate(d_states):
+        norms[k, steps] = _matrix_norms(d_state, hidden, batch, ord)
     for t in range(steps - 1, -1, -1):
-        if is_lstm:
-            dx, dh, dc, _ = module.cell_backward(dh, dc, caches[t])
-            dc_norms[t] = _matrix_norms(dc, hidden, batch, ord)
-        else:
-            dx, dh, _ = module.cell_backward(dh, caches[t])
-        dh_norms[t] = _matrix_norms(dh, hidden, batch, ord)
+        dx, d_states, _ = row.step_backward(d_states, caches[t])
+        for k, d_state in enumerate(d_states):
+            norms[k, t] = _matrix_norms(d_state, hidden, batch, ord)
         # dL/dx = sum_j v_j * d h_T[j] / dx
         dL_dx = np.einsum("bj,jbd->bd", v, dx.reshape(hidden, batch, -1))
         dx_norms[t] = np.linalg.norm(dL_dx, axis=1)
+    dh_norms = norms[0]
+    dc_norms = norms[1] if row.has_cell_state else None
 
     squeeze = (lambda a: a[:, 0]) if unbatched else (lambda a: a)
     return JacobianNorms(
@@ -287,12 +281,13 @@ def _weights_of_loss(v, batch: int, hidden: int) -> np.ndarray:
     return v
 
 
-def _replicate_state(state, is_lstm: bool, hidden: int, batch: int):
+def _replicate_state(row: cells.Cell, state, hidden: int):
+    """The state as a tuple, each array tiled ``hidden`` times along the batch (``None``
+    stays ``None``: zeros)."""
     if state is None:
         return None
-    if is_lstm:
-        return tuple(None if s is None else np.tile(np.asarray(s), (hidden, 1)) for s in state)
-    return np.tile(np.asarray(state), (hidden, 1))
+    return tuple(None if s is None else np.tile(np.asarray(s), (hidden, 1))
+                 for s in row.unpack_state(state))
 
 
 def _matrix_norms(rows: np.ndarray, hidden: int, batch: int, ord) -> np.ndarray:

@@ -1,13 +1,15 @@
-"""A small, readable PyTorch training loop for many-to-one sequence classifiers.
+"""One small, readable PyTorch training loop for every model of the course.
 
-The model reads a whole sequence of token ids and predicts one class from its last hidden
-state::
+:func:`train` is the loop: draw a batch, compute the loss, backpropagate through time, measure
+(and optionally clip) the global gradient norm (Pascanu et al. 2013), take an optimiser step,
+and evaluate now and then. What differs between chapters is passed in as three functions:
+how to draw batch number ``step``, how to compute the loss of a batch, and how to score the
+model. The chapters' wrappers are
 
-    tokens (T, B) --Embedding--> (T, B, E) --RNN/LSTM/GRU--> h_T (B, H) --Linear--> logits (B, C)
-
-:func:`train_classifier` fits it with minibatches drawn from a fixed training set, optionally
-clipping the global gradient norm (Pascanu et al. 2013), and returns a :class:`History` of the
-loss, the gradient norm before clipping, and the held-out accuracy.
+* :func:`train_classifier` -- chapters 3 and 4: classify token sequences
+  (:class:`companion.models.SequenceClassifier`), scored by held-out :func:`accuracy`;
+* :func:`companion.experiments.run_one` -- chapter 6's race;
+* :func:`companion.charlm.train_charlm` -- chapter 7's character-level language model.
 
 Everything is seeded: the same seeds give the same numbers on the same machine. PyTorch's
 results can depend on the number of CPU threads, so fix it (``torch.set_num_threads(1)``)
@@ -15,6 +17,7 @@ where bit-for-bit reproducibility matters.
 
 Example::
 
+    from companion.models import SequenceClassifier
     from companion.tasks import gap_task
     train = gap_task(2000, gap=5, seed=0)
     test = gap_task(500, gap=5, seed=1)
@@ -26,75 +29,160 @@ Example::
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from companion.models import SequenceClassifier
 
-
-class SequenceClassifier(nn.Module):
-    """Embedding -> one recurrent layer -> linear readout of the last hidden state.
-
-    Args:
-        vocab_size: number of distinct token ids.
-        n_classes: number of classes ``C``.
-        cell: ``"rnn"`` (tanh Elman network), ``"lstm"`` or ``"gru"``.
-        hidden_size: ``H``.
-        embedding_dim: ``E``, size of the word vectors.
-        seed: seeds the initial parameters (PyTorch's default initialisation) without
-            touching the global random state.
-    """
-
-    def __init__(self, vocab_size: int, n_classes: int, *, cell: str = "rnn",
-                 hidden_size: int = 32, embedding_dim: int = 16, seed: int = 0):
-        super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-        for name, value in [("vocab_size", vocab_size), ("n_classes", n_classes),
-                            ("hidden_size", hidden_size), ("embedding_dim", embedding_dim)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self.cell = cell
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.embedding = nn.Embedding(vocab_size, embedding_dim)
-            self.recurrent = CELLS[cell](embedding_dim, hidden_size)
-            self.readout = nn.Linear(hidden_size, n_classes)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, C)`` for ``tokens`` of shape ``(T, B)`` (time-major)."""
-        outputs, _ = self.recurrent(self.embedding(tokens))  # (T, B, H)
-        return self.readout(outputs[-1])
+__all__ = ["History", "SequenceClassifier", "accuracy", "train", "train_classifier"]
 
 
 @dataclass
 class History:
-    """What happened during :func:`train_classifier`.
+    """What happened during :func:`train`.
 
     Attributes:
-        loss: training loss (mean cross-entropy of the minibatch) at every step.
+        loss: training loss of the batch at every step.
         grad_norm: global L2 norm of the gradient at every step, **before** clipping.
+        step_seconds: wall-clock time of every step (forward, backward, clipping, update; not
+            drawing the batch, not evaluating).
         eval_steps: the steps after which the model was evaluated (0 = before training).
-        eval_accuracy: held-out accuracy at those steps (empty without ``eval_data``).
+        scores: the evaluation's score at those steps (empty without an evaluation).
+        eval_seconds: training time (the sum of ``step_seconds``) at those steps.
         clipped: how many steps had their gradient rescaled.
         diverged_at: the step whose loss or gradient was not finite (training stopped
-            there), or ``None``.
+            there, before updating), or ``None``.
+        seconds: wall-clock time of the whole loop, evaluations included.
     """
 
     loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
-    eval_accuracy: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    eval_seconds: list[float] = field(default_factory=list)
     clipped: int = 0
     diverged_at: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def eval_accuracy(self) -> list[float]:
+        """The scores of a classifier: held-out accuracy (see :func:`train_classifier`)."""
+        return self.scores
+
+    @property
+    def val_perplexity(self) -> list[float]:
+        """The scores of a language model: validation perplexity (chapter 7)."""
+        return self.scores
 
     @property
     def final_accuracy(self) -> float:
         """Held-out accuracy after the last step (``nan`` without evaluation)."""
-        return self.eval_accuracy[-1] if self.eval_accuracy else math.nan
+        return self.scores[-1] if self.scores else math.nan
+
+    def train_perplexity(self, window: int = 50) -> np.ndarray:
+        """exp of the training loss averaged over the last ``window`` steps, at every step
+        (for a language model, whose loss is the mean cross-entropy per token in nats)."""
+        loss = np.asarray(self.loss)
+        cumulative = np.concatenate([[0.0], np.cumsum(loss)])
+        ends = np.arange(1, len(loss) + 1)
+        starts = np.maximum(ends - window, 0)
+        return np.exp((cumulative[1:] - cumulative[starts]) / (ends - starts))
+
+    def mean_loss_before(self, step: int, window: int) -> float:
+        """Mean training loss of the ``window`` steps up to and including ``step``."""
+        return float(np.mean(self.loss[max(step - window, 0):step]))
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def train(model: nn.Module, next_batch: Callable, loss_of: Callable, *, steps: int,
+          lr: float, optimizer: str = "adam", clip_norm: float | None = None,
+          evaluate: Callable | None = None, eval_every: int = 50, progress: bool = False,
+          desc: str = "training") -> History:
+    """Train ``model`` for ``steps`` optimiser steps.
+
+    Args:
+        model: any ``torch.nn.Module``; all its parameters that require gradients are trained.
+        next_batch: ``next_batch(step) -> batch`` for ``step = 1 .. steps`` (any object).
+        loss_of: ``loss_of(model, batch) -> loss`` (a scalar tensor).
+        steps: number of optimiser steps.
+        lr: learning rate.
+        optimizer: ``"adam"`` or ``"sgd"`` (plain gradient descent, no momentum).
+        clip_norm: if set, clip the global gradient norm to this value
+            (``torch.nn.utils.clip_grad_norm_``); ``None``: only measure it.
+        evaluate: optional ``evaluate(model) -> float``, called before training, every
+            ``eval_every`` steps, and after the last step taken.
+        eval_every: evaluation period in steps.
+        progress: show a ``tqdm`` progress bar labelled ``desc``.
+
+    Returns:
+        A :class:`History`. Training stops early, before the update, with
+        ``History.diverged_at`` set, if the loss or the gradient norm is inf or NaN.
+    """
+    _check_positive_int("steps", steps)
+    _check_positive_int("eval_every", eval_every)
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if clip_norm is not None and not (clip_norm > 0 and math.isfinite(clip_norm)):
+        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.Adam(parameters, lr=lr) if optimizer == "adam"
+           else torch.optim.SGD(parameters, lr=lr))
+    history = History()
+    start = time.perf_counter()
+
+    def evaluate_now(step: int) -> None:
+        if evaluate is not None:
+            history.eval_steps.append(step)
+            history.scores.append(float(evaluate(model)))
+            history.eval_seconds.append(float(sum(history.step_seconds)))
+
+    evaluate_now(0)
+    model.train()
+    step_range = range(1, steps + 1)
+    if progress:
+        from tqdm import tqdm  # the plain text bar: works in a terminal and in a notebook
+
+        step_range = tqdm(step_range, desc=desc)
+    for step in step_range:
+        batch = next_batch(step)
+        tic = time.perf_counter()
+        loss = loss_of(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        # With max_norm=inf this only measures the norm; it never rescales.
+        norm = torch.nn.utils.clip_grad_norm_(
+            parameters, clip_norm if clip_norm is not None else math.inf)
+        history.loss.append(loss.item())
+        history.grad_norm.append(float(norm))
+        if not (math.isfinite(history.loss[-1]) and math.isfinite(history.grad_norm[-1])):
+            history.diverged_at = step
+            history.step_seconds.append(time.perf_counter() - tic)
+            break
+        if clip_norm is not None and history.grad_norm[-1] > clip_norm:
+            history.clipped += 1
+        opt.step()
+        history.step_seconds.append(time.perf_counter() - tic)
+        if step % eval_every == 0 and step != steps:
+            evaluate_now(step)
+    evaluate_now(len(history.loss))
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 3 and 4: classifying sequences
 
 
 def _as_tensors(data):
@@ -122,7 +210,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int, batch_size: in
                      lr: float = 1e-2, optimizer: str = "adam", clip_norm: float | None = None,
                      eval_data=None, eval_every: int = 50, seed: int = 0,
                      progress: bool = True) -> History:
-    """Train ``model`` to classify sequences with cross-entropy.
+    """Train ``model`` to classify sequences with cross-entropy (with :func:`train`).
 
     Each step draws ``batch_size`` sequences (columns of the time-major ``tokens``) at
     random from ``train_data``, computes the loss, backpropagates through time, optionally
@@ -131,15 +219,14 @@ def train_classifier(model: nn.Module, train_data, *, steps: int, batch_size: in
 
     Args:
         model: maps ``(T, B)`` token ids to ``(B, C)`` logits, e.g. a
-            :class:`SequenceClassifier`.
+            :class:`companion.models.SequenceClassifier`.
         train_data: ``(tokens (T, N), targets (N,))``, NumPy or torch; a
             :class:`companion.tasks.GapTask` works as is.
         steps: number of optimiser steps.
         batch_size: sequences per step.
         lr: learning rate.
         optimizer: ``"adam"`` or ``"sgd"`` (plain gradient descent, no momentum).
-        clip_norm: if set, clip the global gradient norm to this value
-            (``torch.nn.utils.clip_grad_norm_``); ``None``: no clipping.
+        clip_norm: if set, clip the global gradient norm to this value; ``None``: no clipping.
         eval_data: optional held-out ``(tokens, targets)``; accuracy is measured before
             training, every ``eval_every`` steps, and after the last step.
         eval_every: evaluation period in steps.
@@ -147,56 +234,22 @@ def train_classifier(model: nn.Module, train_data, *, steps: int, batch_size: in
         progress: show a ``tqdm`` progress bar.
 
     Returns:
-        A :class:`History`. Training stops early, with ``History.diverged_at`` set, if the
-        loss or the gradient norm becomes inf or NaN.
+        A :class:`History` (``eval_accuracy`` holds the accuracies). Training stops early,
+        with ``History.diverged_at`` set, if the loss or the gradient norm becomes inf or NaN.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if clip_norm is not None and not (clip_norm > 0 and math.isfinite(clip_norm)):
-        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    _check_positive_int("steps", steps)
+    _check_positive_int("batch_size", batch_size)
     tokens, targets = _as_tensors(train_data)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    opt = (torch.optim.Adam(parameters, lr=lr) if optimizer == "adam"
-           else torch.optim.SGD(parameters, lr=lr))
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
-    history = History()
 
-    def evaluate(step):
-        if eval_data is not None:
-            history.eval_steps.append(step)
-            history.eval_accuracy.append(accuracy(model, eval_data))
+    def next_batch(step):
+        return torch.randint(tokens.shape[1], (batch_size,), generator=generator)
 
-    evaluate(0)
-    model.train()
-    step_range = range(1, steps + 1)
-    if progress:
-        from tqdm import tqdm  # the plain text bar: works in a terminal and in a notebook
+    def loss_of(model, batch):
+        return loss_fn(model(tokens[:, batch]), targets[batch])
 
-        step_range = tqdm(step_range, desc="training")
-    for step in step_range:
-        batch = torch.randint(tokens.shape[1], (batch_size,), generator=generator)
-        loss = loss_fn(model(tokens[:, batch]), targets[batch])
-        opt.zero_grad()
-        loss.backward()
-        # With max_norm=inf this only measures the norm; it never rescales.
-        norm = torch.nn.utils.clip_grad_norm_(
-            parameters, clip_norm if clip_norm is not None else math.inf)
-        history.loss.append(loss.item())
-        history.grad_norm.append(float(norm))
-        if not (math.isfinite(history.loss[-1]) and math.isfinite(history.grad_norm[-1])):
-            history.diverged_at = step
-            break
-        if clip_norm is not None and history.grad_norm[-1] > clip_norm:
-            history.clipped += 1
-        opt.step()
-        if step % eval_every == 0 and step != steps:
-            evaluate(step)
-    evaluate(len(history.loss))
-    return history
+    evaluate = None if eval_data is None else (lambda model: accuracy(model, eval_data))
+    return train(model, next_batch, loss_of, steps=steps, lr=lr, optimizer=optimizer,
+                 clip_norm=clip_norm, evaluate=evaluate, eval_every=eval_every,
+                 progress=progress)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from companion import cells
 from companion.interop import from_torch, to_torch
 
-MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-CELLS = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}
 TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
 
@@ -25,7 +24,8 @@ def random_case(kind, seed, *, steps=None, batch=None, input_size=None, hidden_s
     B = batch or int(rng.integers(1, 5))
     D = input_size or int(rng.integers(1, 8))
     H = hidden_size or int(rng.integers(1, 7))
-    gate_count = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    cell = cells.get(kind)
+    gate_count = cell.gate_count
     bound = 1 / np.sqrt(H)
 
     def draw(*shape, scale=1.0):
@@ -38,10 +38,10 @@ def random_case(kind, seed, *, steps=None, batch=None, input_size=None, hidden_s
         "bias_hh": rng.uniform(-bound, bound, gate_count * H).astype(dtype),
     }
     x = draw(T, B, D)
-    n_states = 2 if kind == "lstm" else 1
+    n_states = len(cell.state_names)
     state = tuple(draw(B, H, scale=0.5) for _ in range(n_states)) if with_state else None
     d_final = tuple(draw(B, H) for _ in range(n_states)) if with_final_grad else None
-    if kind != "lstm":
+    if not cell.has_cell_state:
         state = None if state is None else state[0]
         d_final = None if d_final is None else d_final[0]
     return {"params": params, "x": x, "state": state, "d_outputs": draw(T, B, H),
@@ -57,19 +57,20 @@ def _as_tuple(value):
 
 
 def torch_sequence(kind, params, x, state=None, d_outputs=None, d_final=None, **kwargs):
-    """torch.nn.RNN / LSTM / GRU forward + backward.  Returns a dict of NumPy arrays:
+    """torch.nn.RNN / LSTM / GRU forward + backward (``kind`` is a row of
+    :data:`companion.cells.CELLS` with a ``torch_class``).  Returns a dict of NumPy arrays:
     ``outputs``, ``final`` (tuple of states), ``dx``, ``d_state0`` (tuple) and ``grads``."""
+    cell = cells.get(kind)
     dtype = TORCH_DTYPES[np.asarray(x).dtype]
     T, B, D = x.shape
     H = params["weight_hh"].shape[1]
-    module = MODULES[kind](D, H, **kwargs).to(dtype)
+    module = getattr(torch.nn, cell.torch_class)(D, H, **kwargs).to(dtype)
     to_torch(params, module)
     x_t = _leaf(x, dtype)
-    n_states = 2 if kind == "lstm" else 1
     if state is None:
-        state = tuple(np.zeros((B, H)) for _ in range(n_states))
+        state = tuple(np.zeros((B, H)) for _ in cell.state_names)
     states = [_leaf(np.asarray(s)[None], dtype) for s in _as_tuple(state)]
-    outputs, final = module(x_t, tuple(states) if kind == "lstm" else states[0])
+    outputs, final = module(x_t, cell.pack_state(tuple(states)))
     final = _as_tuple(final)
     loss = (outputs * torch.as_tensor(d_outputs, dtype=dtype)).sum()
     if d_final is not None:
@@ -89,14 +90,15 @@ def torch_sequence(kind, params, x, state=None, d_outputs=None, d_final=None, **
 def torch_cell(kind, params, x_t, state, d_state, **kwargs):
     """torch.nn.RNNCell / LSTMCell / GRUCell step with loss sum(new_state * d_state).
     Returns ``new_state`` (tuple), ``dx``, ``d_state_prev`` (tuple), ``grads``."""
+    row = cells.get(kind)
     dtype = TORCH_DTYPES[np.asarray(x_t).dtype]
     B, D = x_t.shape
     H = params["weight_hh"].shape[1]
-    cell = CELLS[kind](D, H, **kwargs).to(dtype)
+    cell = getattr(torch.nn, row.torch_cell_class)(D, H, **kwargs).to(dtype)
     to_torch(params, cell)
     x_leaf = _leaf(x_t, dtype)
     states = [_leaf(s, dtype) for s in _as_tuple(state)]
-    new = _as_tuple(cell(x_leaf, tuple(states) if kind == "lstm" else states[0]))
+    new = _as_tuple(cell(x_leaf, row.pack_state(tuple(states))))
     loss = sum((s * torch.as_tensor(d, dtype=dtype)).sum()
                for s, d in zip(new, _as_tuple(d_state), strict=True))
     loss.backward()
@@ -143,6 +145,47 @@ def torch_gru_reset_before(params, x, h0=None, d_outputs=None, d_final=None):
     }
 
 
+def cifg_step(x_t, h, c, p):
+    """One coupled input-forget gate LSTM step written with torch operations (autograd
+    reference for companion.cifg): gates f, g, o in that block order, i = 1 - f."""
+    H = h.shape[1]
+    pre = x_t @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+    a_f, a_g, a_o = pre.split(H, dim=1)
+    f, g, o = torch.sigmoid(a_f), torch.tanh(a_g), torch.sigmoid(a_o)
+    c = f * c + (1 - f) * g
+    return o * torch.tanh(c), c
+
+
+def torch_cifg(params, x, state=None, d_outputs=None, d_final=None):
+    """The CIFG by hand in torch, float64, with autograd.  Same return format as
+    :func:`torch_sequence`."""
+    dtype = torch.float64
+    T, B, D = x.shape
+    H = params["weight_hh"].shape[1]
+    p = {key: _leaf(value, dtype) for key, value in params.items()}
+    x_t = _leaf(x, dtype)
+    zeros = np.zeros((B, H))
+    h0, c0 = (zeros, zeros) if state is None else state
+    h0_t, c0_t = _leaf(h0, dtype), _leaf(c0, dtype)
+    h, c, outputs = h0_t, c0_t, []
+    for t in range(T):
+        h, c = cifg_step(x_t[t], h, c, p)
+        outputs.append(h)
+    outputs = torch.stack(outputs)
+    loss = (outputs * torch.as_tensor(d_outputs, dtype=dtype)).sum()
+    if d_final is not None:
+        loss = loss + (h * torch.as_tensor(d_final[0], dtype=dtype)).sum()
+        loss = loss + (c * torch.as_tensor(d_final[1], dtype=dtype)).sum()
+    loss.backward()
+    return {
+        "outputs": outputs.detach().numpy(),
+        "final": (h.detach().numpy(), c.detach().numpy()),
+        "dx": x_t.grad.numpy(),
+        "d_state0": (h0_t.grad.numpy(), c0_t.grad.numpy()),
+        "grads": {key: value.grad.numpy() for key, value in p.items()},
+    }
+
+
 def assert_close(actual, expected, tol, what=""):
     """max |actual - expected| <= tol * max(1, max |expected|)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
@@ -166,7 +209,7 @@ def assert_matches(ours, ref, tol):
 
 
 __all__ = ["from_torch", "random_case", "torch_sequence", "torch_cell",
-           "torch_gru_reset_before", "assert_close", "assert_matches"]
+           "torch_gru_reset_before", "cifg_step", "torch_cifg", "assert_close", "assert_matches"]
 
 
 def companion_sequence(module, params, x, state=None, d_outputs=None, d_final=None, **kwargs):

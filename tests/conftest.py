@@ -1,26 +1,72 @@
-"""Shared fixtures: one strict build of the book per test session."""
+"""Shared fixtures: one strict build of the book per test session, started in the background
+as soon as the session knows it needs one, so the unit tests run on the other core meanwhile.
 
+Tests that use the build (directly or through another fixture) are marked ``slow`` and run
+last; ``python -m pytest -m "not slow"`` is the developer's quick subset and builds nothing.
+"""
+
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SLOW_FIXTURES = {"built_book"}
+_build = {}
 
 
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
-    """Build the whole book strictly — nitpicky, warnings as errors, every lesson executed
-    afresh — into a temporary folder, exactly as the README's build command does.
-    Returns ``(build_dir, log)`` where ``build_dir`` holds ``html/`` and ``jupyter_execute/``."""
-    out = tmp_path_factory.mktemp("book")
+def _needs_book(item) -> bool:
+    return bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that need the book ``slow`` and move them to the end (stable order)."""
+    for item in items:
+        if _needs_book(item):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=_needs_book)
+
+
+def pytest_collection_finish(session):
+    """Start the book build now if any selected test needs it."""
+    if any(_needs_book(item) for item in session.items) and not session.config.option.collectonly:
+        _start_build()
+
+
+def _start_build():
+    out = Path(tempfile.mkdtemp(prefix="gated-memory-book-"))
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [
         str(jupyter_book), "build", str(ROOT), "--path-output", str(out),
         "-n", "-W", "--keep-going", "--all",
     ]
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"the strict book build failed:\n{log[-6000:]}"
-    return out / "_build", log
+    log = open(out / "build.log", "w+")  # noqa: SIM115 (closed when the build is collected)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    _build.update(out=out, log=log, process=process)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    process = _build.get("process")
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+    if _build:
+        _build["log"].close()
+        shutil.rmtree(_build["out"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """The whole book built strictly — nitpicky, warnings as errors, every lesson executed
+    afresh — into a temporary folder, exactly as the README's build command does.
+    Returns ``(build_dir, log)`` where ``build_dir`` holds ``html/`` and ``jupyter_execute/``."""
+    if not _build:
+        _start_build()
+    returncode = _build["process"].wait()
+    _build["log"].seek(0)
+    log = _build["log"].read()
+    assert returncode == 0, f"the strict book build failed:\n{log[-6000:]}"
+    return _build["out"] / "_build", log

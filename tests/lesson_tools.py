@@ -94,6 +94,36 @@ def solved(nb) -> tuple[nbformat.NotebookNode, list[str]]:
     return nb, filled
 
 
-def stream_text(cell) -> str:
-    streams = [out for out in cell.get("outputs", []) if out.output_type == "stream"]
-    return "".join(out.get("text", "") for out in streams)
+# nbval sanitizer: a check prints its status ("… x: not started…" unsolved, "✓ x: passed — …"
+# solved) on a line of its own; both become empty before outputs are compared.
+_CHECK_STATUS = re.compile(r"(?m)^(?:✓ \S+: passed\b|… \S+: not started\b).*$")
+CHECK_STATUS_SANITIZER = f"[check status]\nregex: {_CHECK_STATUS.pattern}\nreplace: \n"
+_FALLBACK_NOTICE = re.compile(
+    r"(?m)^\(\S+: using the reference solution until yours passes its check\)\n?")
+
+
+def without_fallback_notices(nb) -> nbformat.NotebookNode:
+    """The notebook with ``use``'s fallback notice removed from every stream output (a
+    solved lesson never prints it), dropping outputs that held nothing else."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and _FALLBACK_NOTICE.search(output.text):
+                output.text = _FALLBACK_NOTICE.sub("", output.text)
+                if not output.text:
+                    continue
+            kept.append(output)
+        cell.outputs = kept
+    return nb
+
+
+def all_checks_passed_cell(exercise_ids: list[str]) -> nbformat.NotebookNode:
+    """A last cell that fails unless every exercise of the lesson passed its check."""
+    expected = {exercise_id: "passed" for exercise_id in exercise_ids}
+    return nbformat.v4.new_code_cell(
+        "from companion.exercises import results as _results\n"
+        "_statuses = {key: record['status'] for key, record in _results().items()}\n"
+        f"assert _statuses == {expected!r}, _statuses"
+    )

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from bs4 import BeautifulSoup
 
 from companion import exercises
@@ -110,22 +109,6 @@ def test_solutions_are_collapsed_and_are_the_tested_code(built_book):
             assert reference in shown, f"the solution shown for {exercise_id} is not its reference"
             checked += 1
     assert checked == len(exercises.ids())
-
-
-@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_outputs_are_reproducible_under_nbval(built_book, lesson):
-    """nbval re-runs the notebook the build executed and compares every output that is
-    deterministic (text and streams; images are skipped, cells tagged NBVAL_IGNORE_OUTPUT
-    too): seeded lessons give the same numbers twice."""
-    build_dir, _ = built_book
-    executed = build_dir / "jupyter_execute" / "lessons" / lesson.name
-    assert executed.exists()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
-         "-p", "no:cacheprovider", "--rootdir", str(executed.parent), str(executed)],
-        capture_output=True, text=True, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
 def test_a_lesson_that_raises_fails_the_build(tmp_path):

@@ -56,6 +56,19 @@ def test_steps_reproduce_the_sequence_functions(kind):
         np.testing.assert_allclose(total[key], grads[key], atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_a_step_from_no_state_starts_from_zeros(kind):
+    cell = cells.get(kind)
+    params = cell.module.init_params(3, 4, seed=2)
+    x_t = np.random.default_rng(2).standard_normal((2, 3))
+    zeros = tuple(np.zeros((2, 4)) for _ in cell.state_names)
+    assert cell.pack_state(None) is None and cell.unpack_state(None) is None
+    from_none, _ = cell.step(x_t, None, params)
+    from_zeros, _ = cell.step(x_t, zeros, params)
+    for ours, theirs in zip(from_none, from_zeros, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_unknown_kind_names_the_choices():
     with pytest.raises(ValueError, match=r"kind must be one of 'rnn', 'lstm', 'gru'.*got 'lsmt'"):
         cells.get("lsmt")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion import charlm, experiments
+from companion import cells, charlm, corpus, experiments, models, sizing, softmax
 from companion.tasks import (
     ADDING_BASELINE_MSE,
     COPY_GO,
@@ -20,22 +20,22 @@ from companion.tasks import (
 # ------------------------------------------------------------------------------- chapter 6
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", cells.KINDS)
 @pytest.mark.parametrize(("D", "H"), [(1, 1), (2, 32), (8, 37), (30, 7)])
 def test_param_count_equals_torch(cell, D, H):
-    layer = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](D, H)
-    assert experiments.param_count(cell, D, H) == sum(p.numel() for p in layer.parameters())
+    layer = models.recurrent_layer(cell, D, H)
+    assert sizing.param_count(cell, D, H) == sum(p.numel() for p in layer.parameters())
 
 
 def test_param_count_is_vectorised_and_matched_sizes_are_closest():
     sizes = np.array([3, 10, 64])
-    counts = experiments.param_count("gru", 5, sizes)
+    counts = sizing.param_count("gru", 5, sizes)
     assert counts.shape == (3,)
-    assert counts.tolist() == [int(experiments.param_count("gru", 5, h)) for h in sizes]
-    budget = int(experiments.param_count("lstm", 2, 32))
-    assert experiments.matched_hidden_size("lstm", 2, budget) == 32
-    h = experiments.matched_hidden_size("gru", 2, budget)
-    gaps = [abs(int(experiments.param_count("gru", 2, k)) - budget) for k in (h - 1, h, h + 1)]
+    assert counts.tolist() == [int(sizing.param_count("gru", 5, h)) for h in sizes]
+    budget = int(sizing.param_count("lstm", 2, 32))
+    assert sizing.matched_hidden_size("lstm", 2, budget) == 32
+    h = sizing.matched_hidden_size("gru", 2, budget)
+    gaps = [abs(int(sizing.param_count("gru", 2, k)) - budget) for k in (h - 1, h, h + 1)]
     assert gaps[1] == min(gaps)
 
 
@@ -96,13 +96,13 @@ def test_forget_gate_bias_sets_the_forget_gate_of_a_real_lstm():
     torch.manual_seed(0)
     layer = torch.nn.LSTM(3, 6)
     ih, hh = layer.bias_ih_l0.detach().numpy().copy(), layer.bias_hh_l0.detach().numpy().copy()
-    new_ih, new_hh = experiments.forget_gate_bias(ih, hh, 1.0)
+    new_ih, new_hh = sizing.forget_gate_bias(ih, hh, 1.0)
     np.testing.assert_array_equal(ih, layer.bias_ih_l0.detach().numpy())  # not in place
     total = new_ih + new_hh
     np.testing.assert_allclose(total[6:12], 1.0)
     for rows in (slice(0, 6), slice(12, 24)):
         np.testing.assert_array_equal(total[rows], (ih + hh)[rows])
-    model = experiments.SequenceModel("lstm", "adding", 6, seed=0, forget_bias=1.0)
+    model = experiments.task_model("lstm", "adding", 6, seed=0, forget_bias=1.0)
     bias = (model.recurrent.bias_ih_l0 + model.recurrent.bias_hh_l0).detach().numpy()
     np.testing.assert_allclose(bias[6:12], 1.0)
 
@@ -115,7 +115,7 @@ def test_run_one_is_reproducible_and_scores_against_the_baseline():
     assert a["eval_steps"] == [0, 10, 20]
     assert a["success"] == (a["final_score"] <= ADDING_BASELINE_MSE / 10)
     assert a["ms_per_step"] > 0 and a["recurrent_params"] == int(
-        experiments.param_count("gru", 2, a["hidden_size"]))
+        sizing.param_count("gru", 2, a["hidden_size"]))
 
 
 def _tiny_config():
@@ -178,6 +178,27 @@ def test_sweep_refuses_a_file_made_with_another_configuration(tmp_path):
         experiments.run_sweep(other, path, progress=False)
 
 
+def test_sweep_with_models_added_continues_the_same_file(tmp_path, monkeypatch):
+    path = tmp_path / "sweep.jsonl"
+    config = _tiny_config()
+    experiments.run_sweep(config, path, progress=False)
+    extended = experiments.SweepConfig(**{**config.__dict__,
+                                          "models": (*config.models, "cifg")})
+    done = []
+    real_run_one = experiments.run_one
+    monkeypatch.setattr(experiments, "run_one",
+                        lambda *args: done.append(args[:4]) or real_run_one(*args))
+    experiments.run_sweep(extended, path, progress=False)
+    assert sorted(done) == sorted(key for key in extended.runs() if key[1] == "cifg")
+    meta, records, summary = experiments.load_sweep(path)
+    assert meta["config"] == extended.as_json()
+    assert summary["runs"] == len(records) == len(extended.runs()) + len(config.timing_lengths)
+    reordered = experiments.SweepConfig(**{**config.__dict__,
+                                           "models": ("cifg", *config.models)})
+    with pytest.raises(ValueError, match="another configuration"):
+        experiments.run_sweep(reordered, path, progress=False)
+
+
 def test_shipped_sweep_results_are_complete():
     meta, records, summary = experiments.load_sweep()
     assert meta["config"] == experiments.FULL.as_json()
@@ -206,14 +227,14 @@ def test_command_line_tiny_sweep(tmp_path, capsys):
 
 
 def test_corpus_is_shipped_with_the_package_and_loads_offline():
-    text = charlm.load_corpus()
-    assert charlm.CORPUS_FILE.parent.name == "data"
-    assert charlm.CORPUS_FILE.parent.parent.name == "companion"
+    text = corpus.load_corpus()
+    assert corpus.CORPUS_FILE.parent.name == "data"
+    assert corpus.CORPUS_FILE.parent.parent.name == "companion"
     assert 20_000 < len(text) < 100_000
     assert text.isascii()
-    vocab = charlm.CharVocabulary.from_text(text)
+    vocab = corpus.CharVocabulary.from_text(text)
     assert vocab.decode(vocab.encode(text)) == text
-    train, val = charlm.train_val_split(text)
+    train, val = corpus.train_val_split(text)
     assert 0.05 < len(val) / len(text) < 0.15
     assert set(val) <= set(train)  # every validation character is seen in training
 
@@ -225,16 +246,16 @@ def test_perplexity_reference_matches_torch_cross_entropy():
     expected = torch.exp(torch.nn.functional.cross_entropy(
         torch.tensor(logits), torch.tensor(targets))).item()
     with np.errstate(all="raise"):
-        assert charlm.perplexity(logits, targets) == pytest.approx(expected, rel=1e-12)
+        assert softmax.perplexity(logits, targets) == pytest.approx(expected, rel=1e-12)
     uniform = np.zeros((5, 9))
-    assert charlm.perplexity(uniform, np.arange(5)) == pytest.approx(9.0)
+    assert softmax.perplexity(uniform, np.arange(5)) == pytest.approx(9.0)
 
 
 def test_sampling_is_the_inverse_cdf_of_rng_choice():
     rng = np.random.default_rng(1)
     logits = rng.standard_normal((300, 6))
     u = np.random.default_rng(2).random(300)
-    probs, samples = charlm.sample_with_temperature(logits, 0.7, u)
+    probs, samples = softmax.sample_with_temperature(logits, 0.7, u)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     z = logits / 0.7
     np.testing.assert_allclose(probs, np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
@@ -242,17 +263,17 @@ def test_sampling_is_the_inverse_cdf_of_rng_choice():
     by_choice = [replay.choice(6, p=row) for row in probs]
     np.testing.assert_array_equal(samples, by_choice)
     # temperature -> 0 is greedy
-    _, greedy = charlm.sample_with_temperature(logits, 1e-3, np.full(300, 0.5))
+    _, greedy = softmax.sample_with_temperature(logits, 1e-3, np.full(300, 0.5))
     np.testing.assert_array_equal(greedy, logits.argmax(axis=1))
 
 
 def test_char_model_trains_and_generates_reproducibly():
-    text = charlm.load_corpus()
-    vocab = charlm.CharVocabulary.from_text(text)
-    train, val = charlm.train_val_split(text)
+    text = corpus.load_corpus()
+    vocab = corpus.CharVocabulary.from_text(text)
+    train, val = corpus.train_val_split(text)
     results = []
     for _ in range(2):
-        model = charlm.CharLM(len(vocab), cell="gru", hidden_size=16, embedding_dim=8, seed=0)
+        model = models.CharLM(len(vocab), cell="gru", hidden_size=16, embedding_dim=8, seed=0)
         history = charlm.train_charlm(model, vocab.encode(train), vocab.encode(val), steps=30,
                                       seq_len=32, batch_size=8, eval_every=15, progress=False)
         sample = charlm.generate(model, vocab, "The ", 40, temperature=1.0,
@@ -264,13 +285,13 @@ def test_char_model_trains_and_generates_reproducibly():
     assert perplexities[-1] < perplexities[0]
     assert sample.startswith("The ") and len(sample) == 44
     by_class = charlm.loss_by_class(model, vocab, val)
-    assert set(by_class) <= set(charlm.CHARACTER_CLASSES)
+    assert set(by_class) <= set(corpus.CHARACTER_CLASSES)
     assert sum(count for _, count in by_class.values()) == 128 * ((len(val) - 1) // 128)
 
 
 def test_character_classes():
     text = "Hi, you.\nOk"
-    classes = [charlm.character_class(text, i) for i in range(len(text))]
+    classes = [corpus.character_class(text, i) for i in range(len(text))]
     assert classes == ["first letter of a word", "letter inside a word", "punctuation", "space",
                        "first letter of a word", "letter inside a word", "letter inside a word",
                        "punctuation", "newline", "first letter of a word",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion import gru, lstm, rnn
+from companion import cells, gru, rnn
 from companion.gradients import (
     GradcheckReport,
     clip_grad_norm,
@@ -15,8 +15,9 @@ from companion.gradients import (
     numerical_gradient,
 )
 from companion.interop import to_torch
+from companion.models import recurrent_layer
 
-COMPANION = {"rnn": rnn, "lstm": lstm, "gru": gru}
+COMPANION = {kind: cell.module for kind, cell in cells.CELLS.items()}
 
 # --------------------------------------------------------------------------- finite differences
 
@@ -75,46 +76,45 @@ def test_gradcheck_reports_a_wrong_gradient():
 
 def _torch_module(kind, params):
     D, H = params["weight_ih"].shape[1], params["weight_hh"].shape[1]
-    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
-    return to_torch(params, cls(D, H).double())
+    return to_torch(params, recurrent_layer(kind, D, H).double())
 
 
 def _reference_norms(kind, params, x, v, ord):
     """torch.autograd.functional.jacobian of h_T w.r.t. the state at every step k."""
+    cell = cells.get(kind)
     module = _torch_module(kind, params)
-    steps = x.shape[0]
-    _, _, cache = COMPANION[kind].forward(x[:, None, :], params)
+    steps, H = x.shape[0], params["weight_hh"].shape[1]
     x_t = torch.from_numpy(x)[:, None, :]
-    hs = torch.from_numpy(cache["hs"][:, 0])
-    norms, c_norms = [], []
+
+    def state_after(k):  # the state (h_k, [c_k]) as a tuple of (H,) tensors
+        if k == 0:
+            return tuple(torch.zeros(H, dtype=torch.float64) for _ in cell.state_names)
+        with torch.no_grad():
+            final = cell.unpack_state(module(x_t[:k])[1])
+        return tuple(s[0, 0] for s in final)
+
+    norms = {name: [] for name in cell.state_names}
     for k in range(steps + 1):
         if k == steps:
-            J_h = np.eye(params["weight_hh"].shape[1])
-            J_c = np.zeros_like(J_h)
-        elif kind == "lstm":
-            cs = torch.from_numpy(cache["cs"][:, 0])
-
-            def h_T(h, c, k=k):
-                return module(x_t[k:], (h[None, None], c[None, None]))[1][0][0, 0]
-            J_h, J_c = (j.numpy() for j in torch.autograd.functional.jacobian(h_T, (hs[k],
-                                                                                    cs[k])))
+            jacobians = (np.eye(H), *(np.zeros((H, H)) for _ in cell.state_names[1:]))
         else:
-            def h_T(h, k=k):
-                return module(x_t[k:], h[None, None])[1][0, 0]
-            J_h = torch.autograd.functional.jacobian(h_T, hs[k]).numpy()
-        norms.append(np.linalg.norm(J_h, ord=ord))
-        if kind == "lstm":
-            c_norms.append(np.linalg.norm(J_c, ord=ord))
+            def h_T(*state, k=k):
+                packed = cell.pack_state(tuple(s[None, None] for s in state))
+                return cell.unpack_state(module(x_t[k:], packed)[1])[0][0, 0]
+            jacobians = torch.autograd.functional.jacobian(h_T, state_after(k))
+            jacobians = tuple(j.numpy() for j in jacobians)
+        for name, jacobian in zip(cell.state_names, jacobians, strict=True):
+            norms[name].append(np.linalg.norm(jacobian, ord=ord))
     x_leaf = x_t.clone().requires_grad_(True)
-    h_final = module(x_leaf)[1]
-    h_final = h_final[0] if kind == "lstm" else h_final
+    h_final = cell.unpack_state(module(x_leaf)[1])[0]
     (h_final[0, 0] * torch.from_numpy(v)).sum().backward()
     dx_norms = np.linalg.norm(x_leaf.grad[:, 0].numpy(), axis=1)
-    return np.array(norms), np.array(c_norms) if kind == "lstm" else None, dx_norms
+    c_norms = np.array(norms["c"]) if cell.has_cell_state else None
+    return np.array(norms["h"]), c_norms, dx_norms
 
 
 @pytest.mark.parametrize("ord", [2, "fro"])
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", cells.KINDS)
 def test_jacobian_norms_match_torch_autograd(kind, ord):
     rng = np.random.default_rng(1)
     params = COMPANION[kind].init_params(2, 3, seed=2)
@@ -125,10 +125,21 @@ def test_jacobian_norms_match_torch_autograd(kind, ord):
     assert result.dhT_dh.shape == (5,) and result.dL_dx.shape == (4,) and result.ord == ord
     np.testing.assert_allclose(result.dhT_dh, ref_h, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(result.dL_dx, ref_x, rtol=1e-10, atol=1e-14)
-    if kind == "lstm":
+    if cells.get(kind).has_cell_state:
         np.testing.assert_allclose(result.dhT_dc, ref_c, rtol=1e-10, atol=1e-14)
     else:
         assert result.dhT_dc is None
+
+
+def test_jacobian_norms_accept_an_unbatched_cell_state():
+    rng = np.random.default_rng(3)
+    params = COMPANION["cifg"].init_params(2, 3, seed=0)
+    x = rng.standard_normal((5, 2))
+    h0, c0 = rng.standard_normal((2, 3))
+    single = jacobian_norms("CIFG", x, params, (h0, c0))
+    batched = jacobian_norms(COMPANION["cifg"], x[:, None], params, (h0[None], c0[None]))
+    np.testing.assert_allclose(single.dhT_dc, batched.dhT_dc[:, 0], rtol=1e-12)
+    assert not np.allclose(single.dhT_dh, jacobian_norms("cifg", x, params).dhT_dh)
 
 
 def test_jacobian_norms_batched_rows_are_per_sample():

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from companion import gru, lstm, rnn
+from companion import cells, gru, lstm, rnn
 from companion.interop import forward_kwargs, from_torch, module_kind, to_torch
+from companion.models import recurrent_layer
 
-COMPANION = {"rnn": rnn, "lstm": lstm, "gru": gru}
-SEQUENCE_MODULES = [torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU]
-CELL_MODULES = [torch.nn.RNNCell, torch.nn.LSTMCell, torch.nn.GRUCell]
+SEQUENCE_MODULES = [type(recurrent_layer(kind, 1, 1)) for kind in cells.KINDS]
+CELL_MODULES = [getattr(torch.nn, cell.torch_cell_class) for cell in cells.CELLS.values()
+                if cell.torch_cell_class is not None]
 
 
 @pytest.mark.parametrize("cls", SEQUENCE_MODULES + CELL_MODULES)
@@ -18,7 +19,7 @@ def test_from_torch_gives_float64_copies_with_torch_values(cls):
     module = cls(3, 5)
     params = from_torch(module)
     suffix = "" if cls in CELL_MODULES else "_l0"
-    gate_count = {"rnn": 1, "lstm": 4, "gru": 3}[module_kind(module)]
+    gate_count = cells.get(module_kind(module)).gate_count
     assert set(params) == {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
     assert params["weight_ih"].shape == (gate_count * 5, 3)
     for key, value in params.items():
@@ -34,7 +35,7 @@ def test_from_torch_gives_float64_copies_with_torch_values(cls):
 def test_to_torch_round_trip_keeps_module_dtype(cls, dtype):
     module = cls(4, 2).to(dtype)
     kind = module_kind(module)
-    params = COMPANION[kind].init_params(4, 2, seed=1)
+    params = cells.get(kind).module.init_params(4, 2, seed=1)
     assert to_torch(params, module) is module
     suffix = "" if cls in CELL_MODULES else "_l0"
     for key in params:
@@ -56,6 +57,19 @@ def test_batch_first_modules_are_fine(batch_first):
     if batch_first:
         expected = expected.transpose(1, 0, 2)
     np.testing.assert_allclose(outputs, expected, atol=1e-12)
+
+
+def test_every_kind_is_recognised_and_runs_like_its_companion_module():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 2, 3))
+    for kind in cells.KINDS:
+        torch.manual_seed(0)
+        module = recurrent_layer(kind, 3, 5).double()
+        assert module_kind(module) == kind
+        outputs, _, _ = cells.get(kind).module.forward(x, from_torch(module),
+                                                       **forward_kwargs(module))
+        np.testing.assert_allclose(outputs, module(torch.from_numpy(x))[0].detach().numpy(),
+                                   atol=1e-12)
 
 
 def test_relu_rnn_forward_kwargs():
@@ -101,3 +115,5 @@ def test_to_torch_rejects_peepholes_and_wrong_sizes():
         to_torch(lstm.init_params(2, 3), torch.nn.LSTM(2, 4))
     with pytest.raises(ValueError, match=r"weight_hh.*\(4\*H, H\)"):
         to_torch(gru.init_params(2, 3), torch.nn.LSTM(2, 3))
+    with pytest.raises(ValueError, match=r"weight_hh.*\(3\*H, H\)"):
+        to_torch(lstm.init_params(2, 3), recurrent_layer("cifg", 2, 3))

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from companion import gru, lstm, rnn
+from companion import cells, gru, lstm, rnn
 
-MODULES = {"rnn": rnn, "lstm": lstm, "gru": gru}
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+MODULES = {kind: cell.module for kind, cell in cells.CELLS.items()}
+GATES = {kind: cell.gate_count for kind, cell in cells.CELLS.items()}
 D, H, B, T = 4, 5, 3, 2
 
 
@@ -17,7 +17,7 @@ def _params(kind):
 
 
 def _state(kind, h, c=None):
-    return (h, np.zeros((B, H)) if c is None else c) if kind == "lstm" else h
+    return (h, np.zeros((B, H)) if c is None else c) if cells.get(kind).has_cell_state else h
 
 
 def _raises(message, call, *args, **kwargs):
@@ -106,9 +106,9 @@ class TestSequenceInputs:
 
     def test_d_final_state_of_wrong_shape(self, kind):
         _, _, cache = MODULES[kind].forward(np.zeros((T, B, D)), _params(kind))
-        if kind == "lstm":
-            _raises("dc_T must have shape (B=3, H=5), got (5, 3)", lstm.backward, None, cache,
-                    (None, np.zeros((H, B))))
+        if cells.get(kind).has_cell_state:
+            _raises("dc_T must have shape (B=3, H=5), got (5, 3)", MODULES[kind].backward,
+                    None, cache, (None, np.zeros((H, B))))
         else:
             _raises("d_final_state must have shape (B=3, H=5), got (5, 3)",
                     MODULES[kind].backward, None, cache, np.zeros((H, B)))
@@ -134,19 +134,21 @@ class TestStepInputs:
 
     def test_wrong_dh_t(self, kind):
         _, cache = self._cell_forward(kind, np.zeros((B, D)), None, _params(kind))
-        args = (np.zeros((B, H + 1)), None, cache) if kind == "lstm" else \
+        args = (np.zeros((B, H + 1)), None, cache) if cells.get(kind).has_cell_state else \
             (np.zeros((B, H + 1)), cache)
         _raises("dh_t must have shape (B=3, H=5), got (3, 6)", MODULES[kind].cell_backward,
                 *args)
 
 
-def test_lstm_specific_state_errors():
-    x, params = np.zeros((T, B, D)), lstm.init_params(D, H)
-    _raises("c0 must have shape (B=3, H=5), got (3, 2)", lstm.forward, x, params,
+@pytest.mark.parametrize("kind", [k for k in cells.KINDS if cells.get(k).has_cell_state])
+def test_cell_state_errors(kind):
+    module = MODULES[kind]
+    x, params = np.zeros((T, B, D)), module.init_params(D, H)
+    _raises("c0 must have shape (B=3, H=5), got (3, 2)", module.forward, x, params,
             (np.zeros((B, H)), np.zeros((B, 2))))
     _raises("state must be a pair (h0, c0) of (B=3, H=5) arrays or None, got ndarray",
-            lstm.forward, x, params, np.zeros((B, H)))
-    _raises("c_prev must have shape (B=3, H=5), got (3,)", lstm.cell_forward, x[0],
+            module.forward, x, params, np.zeros((B, H)))
+    _raises("c_prev must have shape (B=3, H=5), got (3,)", module.cell_forward, x[0],
             (None, np.zeros(B)), params)
 
 

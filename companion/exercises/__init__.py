@@ -11,14 +11,23 @@ In a lesson::
     hint("sigmoid")                # a nudge; hint("sigmoid", 2) a bigger one
     my_sigmoid = use("sigmoid", sigmoid)  # yours once it passes, the reference until then
 
-Each lesson's exercises live in their own module and register themselves on import.
+Each chapter's exercises live in their own module, ``warmup.py`` then ``chNN_<topic>.py``
+(``ch01_rnn.py``, ...), found here by name and imported in that order, so ``ids()`` lists the
+exercises in the order of the book. Importing this package never imports torch.
+
+To add an exercise: write its reference solution in the companion (the book shows it, with
+``{literalinclude}`` and ``:pyobject:``, as the solution), and in the chapter's module
+``register(Exercise(id=..., reference=..., make_cases=..., outputs=..., mutants=...,
+lesson="lessons/NN_name.ipynb"))`` (see :class:`companion.exercises.core.Exercise`); then put
+the stub, the ``check("<id>", ...)`` cell and the solution box in the lesson.
+To add a chapter: create ``companion/exercises/chNN_<topic>.py`` that registers its
+exercises; nothing else needs listing. The tests check every registered exercise.
 """
 
-from companion.exercises import warmup  # noqa: F401, I001  (registers the warm-up exercises)
-from companion.exercises import ch01_rnn, ch02_bptt  # noqa: F401  (chapters 1 and 2)
-from companion.exercises import ch03_vanishing  # noqa: F401  (chapter 3)
-from companion.exercises import ch04_lstm, ch05_gru  # noqa: F401  (chapters 4 and 5)
-from companion.exercises import ch06_practice, ch07_project  # noqa: F401  (chapters 6 and 7)
+import importlib
+import pkgutil
+import re
+
 from companion.exercises.core import (
     FAILED,
     NOT_STARTED,
@@ -39,8 +48,21 @@ from companion.exercises.core import (
     use,
 )
 
+_CHAPTER_MODULE = re.compile(r"warmup|ch\d\d_\w+")
+
+
+def chapter_modules() -> list[str]:
+    """Names of the chapter modules of this package, in the book's order (warm-up first)."""
+    names = [info.name for info in pkgutil.iter_modules(__path__)
+             if _CHAPTER_MODULE.fullmatch(info.name)]
+    return sorted(names, key=lambda name: (name != "warmup", name))
+
+
+for _name in chapter_modules():
+    importlib.import_module(f"{__name__}.{_name}")  # each registers its exercises on import
+
 __all__ = [
     "FAILED", "NOT_STARTED", "PASSED", "Exercise", "ExerciseFailed", "Mutant", "Output",
-    "check", "get", "hint", "hint_text", "ids", "register", "results", "show_solution",
-    "solution", "use",
+    "check", "chapter_modules", "get", "hint", "hint_text", "ids", "register", "results",
+    "show_solution", "solution", "use",
 ]

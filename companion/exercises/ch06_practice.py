@@ -2,15 +2,18 @@
 layer, assemble a batch of the adding problem, and initialise an LSTM's forget-gate bias.
 
 The references are the functions the chapter's experiments run:
-:func:`companion.experiments.param_count`, :func:`companion.tasks.adding_problem` and
-:func:`companion.experiments.forget_gate_bias`; the book shows them as the solutions.
+:func:`companion.sizing.param_count`, :func:`companion.tasks.adding_problem` and
+:func:`companion.sizing.forget_gate_bias`; the book shows them as the solutions.
 """
 
 import numpy as np
 
+from companion.cells import CELLS
 from companion.exercises.core import Exercise, Mutant, Output, register
-from companion.experiments import GATES, forget_gate_bias, param_count
+from companion.sizing import forget_gate_bias, param_count
 from companion.tasks import adding_problem
+
+GATES = {kind: CELLS[kind].gate_count for kind in ("rnn", "gru", "lstm")}  # the exercise's cells
 
 _LESSON = "lessons/06_lstm_vs_gru.ipynb"
 

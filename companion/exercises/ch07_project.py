@@ -1,15 +1,15 @@
 """Exercises of chapter 7 (the character-level language model project): the perplexity of
 next-character predictions, and sampling with a temperature.
 
-The references are :func:`companion.charlm.perplexity` and
-:func:`companion.charlm.sample_with_temperature`, the functions the project uses; the book
+The references are :func:`companion.softmax.perplexity` and
+:func:`companion.softmax.sample_with_temperature`, the functions the project uses; the book
 shows them as the solutions.
 """
 
 import numpy as np
 
-from companion.charlm import perplexity, sample_with_temperature
 from companion.exercises.core import Exercise, Mutant, Output, register
+from companion.softmax import perplexity, sample_with_temperature
 
 _LESSON = "lessons/07_project.ipynb"
 

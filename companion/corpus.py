@@ -1,0 +1,78 @@
+"""The course's English corpus and its characters (NumPy only).
+
+``companion/data/corpus.txt`` (about 26 KB of English prose in five pieces: a river, a
+lighthouse keeper's notebook, a forest, letters about a clock, notes on learning to predict)
+was written for this course and is released with it under the MIT licence. It is shipped
+inside the package, so nothing is downloaded at run time.
+
+* :func:`load_corpus`, :func:`train_val_split` -- the text and its two parts;
+* :class:`CharVocabulary` -- characters to integer ids and back;
+* :func:`character_class` -- what kind of character sits at a position (a space, the first
+  letter of a word, a letter inside a word, punctuation...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CORPUS_FILE = Path(__file__).resolve().parent / "data" / "corpus.txt"
+
+
+def load_corpus() -> str:
+    """The course's corpus as one string (read from the installed package)."""
+    return CORPUS_FILE.read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class CharVocabulary:
+    """The characters of a text, sorted; character ``chars[i]`` has id ``i``."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocabulary:
+        return cls(tuple(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of the characters of ``text``, an int64 array."""
+        index = {char: i for i, char in enumerate(self.chars)}
+        try:
+            return np.array([index[char] for char in text], dtype=np.int64)
+        except KeyError as error:
+            raise ValueError(f"character {error.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in np.asarray(ids).ravel())
+
+
+def train_val_split(text: str, every: int = 10) -> tuple[str, str]:
+    """Split ``text`` into paragraphs (blank-line separated); every ``every``-th paragraph
+    (the 10th, 20th, ...) goes to validation, the rest to training. Both parts mix all five
+    pieces of the corpus, so their styles match."""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    train = [p for i, p in enumerate(paragraphs) if i % every != every - 1]
+    val = [p for i, p in enumerate(paragraphs) if i % every == every - 1]
+    return "\n\n".join(train) + "\n", "\n\n".join(val) + "\n"
+
+
+CHARACTER_CLASSES = ("space", "newline", "punctuation", "first letter of a word",
+                     "letter inside a word")
+
+
+def character_class(text: str, i: int) -> str:
+    """The class of ``text[i]``, one of :data:`CHARACTER_CLASSES`."""
+    char = text[i]
+    if char == " ":
+        return "space"
+    if char == "\n":
+        return "newline"
+    if not char.isalpha():
+        return "punctuation"
+    previous = text[i - 1] if i > 0 else " "
+    return "letter inside a word" if previous.isalpha() else "first letter of a word"
