@@ -318,7 +318,7 @@ def forward(kind, x, params: dict, *, num_layers: int = 1, bidirectional: bool =
     final_state = cell.pack_state(tuple(np.stack(collected) for collected in finals))
     cache = {"cell": cell, "num_layers": num_layers, "directions": directions, "valid": valid,
              "masks": masks, "runs": runs, "shape": (T, B, H), "dtype": dtype,
-             "param_shapes": {key: value.shape for key, value in arrays.items()}}
+             "param_names": list(arrays)}
     return layer_input, final_state, cache
 
 
@@ -405,5 +405,5 @@ def backward(d_outputs, cache: dict, d_final_state=None):
         if layer > 0:
             d_layer = d_input * cache["masks"][layer - 1] if cache["masks"] else d_input
     d_state0 = cell.pack_state(tuple(np.stack(collected) for collected in d_states0))
-    ordered = {key: grads[key] for key in cache["param_shapes"]}
+    ordered = {key: grads[key] for key in cache["param_names"]}
     return d_input, d_state0, ordered

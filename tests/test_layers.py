@@ -10,6 +10,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from companion import cells, layers
 from companion.gradients import gradcheck
 
+# Kinds with a torch.nn layer to compare against (CIFG has none: its layers are checked by
+# finite differences below, like every kind).
+TORCH_KINDS = [kind for kind in cells.KINDS if cells.get(kind).torch_class]
+
 TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
 # (num_layers, bidirectional, lengths): lengths None = all T; otherwise unsorted, with T itself
@@ -96,14 +100,14 @@ def _assert_all_close(ours, theirs, tol):
                                    err_msg=key)
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", TORCH_KINDS)
 @pytest.mark.parametrize(("num_layers", "bidirectional", "lengths"), CONFIGS)
 def test_float64_matches_torch(kind, num_layers, bidirectional, lengths):
     case = _case(kind, num_layers, bidirectional, lengths)
     _assert_all_close(_ours(case), _theirs(case), 1e-10)
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", TORCH_KINDS)
 def test_float32_matches_torch_in_float32(kind):
     case = _case(kind, 2, True, [5, 2, 4], seed=1, dtype=np.float32)
     _assert_all_close(_ours(case), _theirs(case), 1e-5)
@@ -143,6 +147,22 @@ def test_padded_steps_output_zero_and_final_state_is_at_each_own_last_step():
         np.testing.assert_allclose(h_n[:, b], h_alone[:, 0], atol=1e-13)
         np.testing.assert_allclose(h_n[0, b], outputs[length - 1, b, :H], atol=1e-13)
         np.testing.assert_allclose(h_n[1, b], outputs[0, b, H:], atol=1e-13)  # reverse: at t=0
+
+
+def test_any_row_of_the_cell_table_works_without_a_branch_for_its_kind():
+    """A row that is not in the table (no torch class, a new name) runs through the same code:
+    layers never asks which kind it is running."""
+    row = cells.Cell("my_gru", "My GRU", "companion.gru", ("r", "z", "n"), ("h",), None, None,
+                     {"reset": "after"})
+    case = _case("gru", 2, True, [5, 3, 4], seed=8)
+    expected = _ours(case)
+    got = _ours({**case, "kind": row})
+    for a, b in zip(got[:4], expected[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.array_equal(got[4][key], expected[4][key]) for key in expected[4])
+    before, _, _ = layers.forward(row, case["x"], case["params"], num_layers=2,
+                                  bidirectional=True, reset="before")
+    assert not np.allclose(before, expected[0])  # its options reach the cell
 
 
 def test_init_params_has_the_names_and_shapes_of_torch_and_is_seeded():
@@ -263,7 +283,7 @@ def test_a_layer_reading_the_wrong_width_is_named():
 # --------------------------------------------------------------------------- interop
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", TORCH_KINDS)
 def test_interop_round_trips_layered_modules_with_state_dict_names(kind):
     from companion.interop import from_torch, to_torch
 

@@ -277,7 +277,7 @@ register(
             "H = len(bias_ih) // 4; copy both arrays; new_ih[H:2*H] = value; "
             "new_hh[H:2*H] = 0.",
         ),
-        equation="eq. (6.3), chapter 6",
+        equation="eq. (6.4), chapter 6",
         what="the forget rows sum to value and every other entry is unchanged",
         lesson=_LESSON,
     )
