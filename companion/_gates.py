@@ -2,8 +2,6 @@
 
 (The teaching cells use the overflow-free :func:`companion.activations.sigmoid`.)
 
-* :func:`sigmoid_via_tanh_` -- the identity ``sigmoid(z) = (1 + tanh(z / 2)) / 2`` applied in
-  place; the fast paths fold the ``z / 2`` into the weights so one ``tanh`` call serves all gates.
 * :class:`GateParams` -- the per-gate view of a PyTorch-layout parameter dict.
 * :func:`uniform_init` -- PyTorch's default recurrent initialisation.
 """
@@ -42,14 +40,6 @@ def split_gates(params: dict, names: tuple[str, ...]) -> dict[str, GateParams]:
             params["bias_hh"][rows],
         )
     return views
-
-
-def sigmoid_via_tanh_(half_z: np.ndarray) -> np.ndarray:
-    """In place: turn ``half_z = z / 2`` into ``sigmoid(z) = (1 + tanh(z / 2)) / 2``."""
-    np.tanh(half_z, out=half_z)
-    half_z *= 0.5
-    half_z += 0.5
-    return half_z
 
 
 def uniform_init(

@@ -1,4 +1,4 @@
-"""Benchmark: the NumPy cells' forward + backward against ``torch.nn`` on the CPU, timed honestly.
+"""Benchmark: the NumPy cells' forward + backward against ``torch.nn`` on the CPU, each alone.
 
 ``python -m companion.bench`` times every cell of :mod:`companion.cells` at the default size
 (``T=100, B=32, D=H=128``, float32, forward + backward) with 1 and 2 threads;
@@ -45,6 +45,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from companion import cells
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 DEFAULT_SIZE = (100, 32, 128)  # (T, B, H) with D = H
@@ -100,8 +102,6 @@ def load_warning(when: str, load: float, cpus: int, own: float = 0.0) -> str | N
 def _inputs(kind: str, size, seed: int = 0):
     import numpy as np
 
-    from companion import cells
-
     steps, batch, hidden = size
     rng = np.random.default_rng(seed)
     params = cells.get(kind).module.init_params(hidden, hidden, seed=seed, dtype=np.float32)
@@ -156,8 +156,6 @@ def matmul_floor(kind: str, size, dtype="float32", seed: int = 0):
     """A function running the cell's matmuls of one forward + backward, outputs preallocated."""
     import numpy as np
 
-    from companion import cells
-
     steps, batch, hidden = size
     gates = cells.get(kind).gate_count * hidden
     rng = np.random.default_rng(seed)
@@ -187,8 +185,6 @@ def matmul_floor(kind: str, size, dtype="float32", seed: int = 0):
 
 def numpy_worker(kind: str, size, threads: int, min_time: float, min_repeats: int) -> dict:
     """Time the NumPy cell (its default, fast path) and its matmul floor."""
-    from companion import cells
-
     cell = cells.get(kind)
     params, x, d_outputs = _inputs(kind, size)
 
@@ -208,7 +204,6 @@ def torch_worker(kind: str, size, threads: int, min_time: float, min_repeats: in
     """Time ``torch.nn.<torch_class>``; report its saved-tensor bytes and its fused kernel."""
     import torch
 
-    from companion import cells
     from companion.interop import to_torch
 
     torch.set_num_threads(threads)
@@ -275,8 +270,6 @@ def _worker_main(spec_json: str) -> int:
 
 def plan(kinds, sizes, threads) -> list[dict]:
     """Every measurement point: one per (cell, size, thread count)."""
-    from companion import cells
-
     return [{"kind": cells.get(kind).kind, "size": tuple(size), "threads": n}
             for kind in kinds for size in sizes for n in threads]
 
@@ -284,8 +277,6 @@ def plan(kinds, sizes, threads) -> list[dict]:
 def measure(points, *, min_time: float, min_repeats: int, rounds: int = 1,
             runner=run_worker, log=None) -> list[dict]:
     """Time every point: NumPy and torch alternate in separate processes, ``rounds`` times."""
-    from companion import cells
-
     rows = []
     for point in points:
         has_torch = cells.get(point["kind"]).torch_class is not None
@@ -303,8 +294,6 @@ def measure(points, *, min_time: float, min_repeats: int, rounds: int = 1,
 
 
 def _row(point, results) -> dict:
-    from companion import cells
-
     cell = cells.get(point["kind"])
     steps, batch, hidden = point["size"]
     numpy_runs = results["numpy"]
@@ -423,6 +412,16 @@ def _size(text: str):
     return steps, batch, hidden
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="python -m companion.bench",
                                      description=__doc__.split("\n\n")[0])
@@ -430,16 +429,17 @@ def _parse(argv):
                         help="cells x sizes " + " ".join(f"({t},{b},{h})" for t, b, h
                                                          in GRID_SIZES) + " x threads 1, 2")
     parser.add_argument("--quick", action="store_true", help="short measurements (smoke test)")
-    parser.add_argument("--cells", nargs="+", default=None, help="cell kinds (default: all)")
+    parser.add_argument("--cells", nargs="+", default=None, choices=list(cells.KINDS),
+                        help="cell kinds (default: all in companion.cells)")
     parser.add_argument("--sizes", nargs="+", type=_size, default=None,
                         help="sizes T,B,H (D = H); default 100,32,128 (the grid's with --grid)")
-    parser.add_argument("--threads", nargs="+", type=int, default=None,
+    parser.add_argument("--threads", nargs="+", type=_positive, default=None,
                         help="thread counts (default 1 2, capped at the CPUs available)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds each worker keeps timing (default 1.0, --quick 0.05)")
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--repeats", type=_positive, default=None,
                         help="at least this many timed runs per worker (default 7, --quick 2)")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--rounds", type=_positive, default=1,
                         help="processes per library and point, alternating (default 1)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -450,8 +450,6 @@ def main(argv=None, runner=run_worker) -> int:
     args = _parse(argv)
     if args.worker:
         return _worker_main(args.worker)
-    from companion import cells
-
     cpus = cpu_count()
     kinds = args.cells or list(cells.KINDS)
     sizes = args.sizes or (list(GRID_SIZES) if args.grid else [DEFAULT_SIZE])

@@ -42,6 +42,10 @@ Parameters (``G = 3`` gate blocks, in the order **f, g, o**: the LSTM's order wi
 Shapes are time-major: ``x`` ``(T, B, D)``, ``h`` and ``c`` ``(B, H)``.  The state is the
 pair ``(h, c)`` everywhere, as for the LSTM.  PyTorch has no CIFG module; the tests compare
 this one with an autograd reference written with torch operations and with finite differences.
+
+:func:`forward` / :func:`backward` hand the work to the fast kernel in
+:mod:`companion.fast.cifg` by default; ``forward(..., fast=False)`` runs the plain loop over the
+step written here, and ``tests/test_fast.py`` checks that both agree to 1e-12.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from companion._checks import (
 )
 from companion._gates import GateParams, split_gates, uniform_init
 from companion.activations import sigmoid
+from companion.fast import cifg as fast_cifg
 
 GATE_NAMES = ("f", "g", "o")
 
@@ -210,28 +215,36 @@ def cell_backward(dh_t, dc_t, cache: dict):
 # --------------------------------------------------------------------------- a sequence
 
 
-def forward(x, params: dict, state=None):
-    """Run the CIFG over a sequence, one :func:`cell_forward` step at a time.
+def forward(x, params: dict, state=None, *, fast: bool = True):
+    """Run the CIFG over a sequence.
 
     Args:
         x: ``(T, B, D)`` inputs, time-major.
         params: see :func:`init_params`.
         state: ``(h0, c0)``, each ``(B, H)``; ``None`` (or ``None`` entries) for zeros.
+        fast: ``True`` (default) runs :func:`companion.fast.cifg.forward`, which gives the same
+            numbers with fewer NumPy calls; ``False`` runs the loop below, one
+            :func:`cell_forward` step at a time.
 
     Returns:
         ``(outputs, (h_T, c_T), cache)``: ``outputs`` ``(T, B, H)`` holds ``h_1 .. h_T``;
-        ``cache`` is a dict for :func:`backward` with ``x``, ``params`` and ``steps`` (one step
-        cache per time step).  float32 inputs and parameters give float32 results; anything
-        else float64.
+        ``cache`` is a dict for :func:`backward` with ``x``, ``params``, ``hs``
+        (``h_0 .. h_T``, ``(T+1, B, H)``) and ``cs`` (``c_0 .. c_T``), plus what the path that
+        made it needs.  float32 inputs and parameters give float32 results; anything else
+        float64.
     """
     x, h, c, params = _prepare(x, state, params, step=False)
-    outputs, step_caches = [], []
+    if fast:
+        return fast_cifg.forward(x, (h, c), params)
+    hs, cs, step_caches = [h], [c], []
     for x_t in x:
         h, c, step_cache = _step(x_t, h, c, params)
-        outputs.append(h)
+        hs.append(h)
+        cs.append(c)
         step_caches.append(step_cache)
-    cache = {"x": x, "params": params, "steps": step_caches}
-    return np.stack(outputs), (h, c), cache
+    hs, cs = np.stack(hs), np.stack(cs)
+    cache = {"x": x, "params": params, "hs": hs, "cs": cs, "step_caches": step_caches}
+    return hs[1:].copy(), (h, c), cache
 
 
 def _final_state_grads(d_final_state, batch: int, hidden: int, dtype):
@@ -252,8 +265,8 @@ def _final_state_grads(d_final_state, batch: int, hidden: int, dtype):
 
 
 def backward(d_outputs, cache: dict, d_final_state=None):
-    """Backpropagation through time for :func:`forward`: :func:`cell_backward` from the last
-    step to the first, summing the weight gradients.
+    """Backpropagation through time for :func:`forward` (either path): the fast kernel, or
+    :func:`cell_backward` from the last step to the first, summing the weight gradients.
 
     Args:
         d_outputs: ``(T, B, H)`` gradient w.r.t. ``outputs`` (``None``: zeros).
@@ -272,12 +285,14 @@ def backward(d_outputs, cache: dict, d_final_state=None):
         d_outputs = check_gradient("d_outputs", d_outputs, (steps, batch, hidden), "TBH")
         d_outputs = d_outputs.astype(x.dtype, copy=False)
     dh, dc = _final_state_grads(d_final_state, batch, hidden, x.dtype)
+    if "step_caches" not in cache:
+        return fast_cifg.backward(d_outputs, (dh, dc), cache)
     grads = {key: np.zeros_like(value) for key, value in params.items()}
     dx = np.empty_like(x)
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
             dh = dh + d_outputs[t]
-        dx[t], dh, dc, step_grads = _step_backward(dh, dc, cache["steps"][t])
+        dx[t], dh, dc, step_grads = _step_backward(dh, dc, cache["step_caches"][t])
         for key, value in step_grads.items():
             grads[key] += value
     return dx, (dh, dc), grads

@@ -103,10 +103,16 @@ def test_load_warning_discounts_the_bench_itself():
     assert "load average 1.50 on 2 CPU(s)" in bench.load_warning("before", 1.5, cpus=2)
 
 
-def test_bad_size_is_rejected_with_its_text(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "3,2"], "a size is T,B,H (three integers), got '3,2'"),
+    (["--sizes", "3,0,4"], "T, B and H must be positive, got '3,0,4'"),
+    (["--threads", "0"], "must be a positive integer, got '0'"),
+    (["--cells", "lstmm"], "invalid choice: 'lstmm'"),
+])
+def test_bad_arguments_are_rejected_with_their_text(capsys, argv, message):
     with pytest.raises(SystemExit):
-        bench.main(["--sizes", "3,2"])
-    assert "a size is T,B,H (three integers), got '3,2'" in capsys.readouterr().err
+        bench.main(argv, runner=fake_runner([]))
+    assert message in capsys.readouterr().err
 
 
 def test_numpy_worker_measures_the_cache_without_inputs_and_parameters():

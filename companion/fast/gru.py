@@ -95,15 +95,23 @@ def backward(d_outputs, d_state, cache):
 
     r, z, n = (acts[:, :, k * H : (k + 1) * H] for k in range(3))
     h_prevs = hs[:-1]
-    dh_to_da_n = (1 - z) * (1 - n * n)
-    dh_to_da_z = (h_prevs - n) * z * (1 - z)
+    # The local derivatives of all steps, in few passes and three new arrays.
+    dh_to_da_n = np.multiply(n, n)
+    np.subtract(1, dh_to_da_n, out=dh_to_da_n)
+    temp = np.subtract(1, z)
+    dh_to_da_n *= temp  # (1 - z)(1 - n^2)
+    dh_to_da_z = np.subtract(h_prevs, n)
+    temp *= z
+    dh_to_da_z *= temp  # (h_prev - n) z (1 - z)
+    r_local = np.multiply(r, r, out=temp)
+    np.subtract(r, r_local, out=r_local)  # r (1 - r), times hn or h_prev below
     z = np.ascontiguousarray(z)
     w_hh = params["weight_hh"]
     da_hh = np.empty((steps, batch, 3 * H), dtype)  # gradients of the recurrent pre-activations
     scratch = np.empty((batch, H), dtype)
 
     if cache["reset"] == "after":
-        dn_to_da_r = cache["hn"] * r * (1 - r)
+        dn_to_da_r = np.multiply(r_local, cache["hn"], out=r_local)
         r = np.ascontiguousarray(r)
         da_n = np.empty((steps, batch, H), dtype)
         recurrent = np.empty((batch, H), dtype)
@@ -121,7 +129,7 @@ def backward(d_outputs, d_state, cache):
         dW_hh = da_hh.reshape(steps * batch, 3 * H).T @ h_inputs
         return _input_gradients(x, params, da_hh, da_n, dh, dW_hh)
     else:
-        drh_to_da_r = h_prevs * r * (1 - r)
+        drh_to_da_r = np.multiply(r_local, h_prevs, out=r_local)
         r = np.ascontiguousarray(r)
         w_rz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]
         d_rh = np.empty((batch, H), dtype)

@@ -121,7 +121,8 @@ def backward(d_outputs, d_state, cache):
     w_hh = np.ascontiguousarray(params["weight_hh"][rows])
     if peep:
         p_i, p_f, p_o = (params[key] for key in PEEPHOLE_KEYS)
-    da = np.empty((steps, batch, 4 * H), dtype)  # pre-activation gradients, order o, i, f, g
+    # The loop overwrites local[t] with the pre-activation gradients da[t] (order o, i, f, g).
+    da = local
     da_blocks = da.reshape(steps, batch, 4, H)
     scratch = np.empty((batch, H), dtype)
 

@@ -1,0 +1,117 @@
+"""Fast CIFG kernels (contract in :mod:`companion.fast`; the readable loop is in
+:mod:`companion.cifg`).
+
+Gate blocks stay in the module's order **f, g, o**.  The weight rows are pre-scaled (-1 for the
+sigmoid gates f and o, -2 for g; see :mod:`companion.fast._ops`) so that one ``exp``, one add
+and one division a step give all three gates.  The cell update is written
+``c_t = g_t + f_t (c_{t-1} - g_t)``, the same number as ``f c_{t-1} + (1 - f) g`` up to
+round-off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from companion.fast._ops import (
+    SIGMOID_SCALE,
+    TANH_SCALE,
+    sigmoid_of_scaled_,
+    tanh_from_sigmoid_,
+)
+
+
+def forward(x, state, params):
+    """``x`` ``(T, B, D)``, ``state`` ``(h0, c0)``; returns ``(outputs, (h_T, c_T), cache)``.
+
+    ``cache`` adds to ``x``, ``params``, ``hs`` and ``cs`` (``c_0 .. c_T``): ``tanh_cs``
+    ``(T, B, H)`` and ``acts`` ``(T, B, 3H)``, the gate activations f, g, o.
+    """
+    h0, c0 = state
+    steps, batch, input_size = x.shape
+    H = h0.shape[1]
+    dtype = x.dtype
+    scale = np.full(3 * H, SIGMOID_SCALE, dtype)
+    scale[H : 2 * H] = TANH_SCALE  # g
+    w_ih = params["weight_ih"] * scale[:, None]
+    w_hh_t = np.ascontiguousarray((params["weight_hh"] * scale[:, None]).T)
+    bias = (params["bias_ih"] + params["bias_hh"]) * scale
+
+    hs = np.empty((steps + 1, batch, H), dtype)
+    cs = np.empty((steps + 1, batch, H), dtype)
+    tanh_cs = np.empty((steps, batch, H), dtype)
+    hs[0], cs[0] = h0, c0
+    acts = x.reshape(steps * batch, input_size) @ w_ih.T
+    acts += bias
+    acts = acts.reshape(steps, batch, 3 * H)
+    recurrent = np.empty((batch, 3 * H), dtype)
+    scratch = np.empty((batch, H), dtype)
+
+    with np.errstate(over="ignore"):  # exp(-a) = inf for very negative a: sigmoid 0
+        for t in range(steps):
+            a = acts[t]
+            np.add(a, np.matmul(hs[t], w_hh_t, out=recurrent), out=a)
+            sigmoid_of_scaled_(a)
+            f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+            tanh_from_sigmoid_(g)
+            np.subtract(cs[t], g, out=scratch)
+            scratch *= f
+            np.add(g, scratch, out=cs[t + 1])
+            np.tanh(cs[t + 1], out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])
+
+    cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
+    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+
+
+def backward(d_outputs, d_state, cache):
+    """Returns ``(dx, (dh0, dc0), grads)``; ``d_state`` is ``(dh_T, dc_T)``, overwritten."""
+    x, params, hs, cs = cache["x"], cache["params"], cache["hs"], cache["cs"]
+    tanh_cs, acts = cache["tanh_cs"], cache["acts"]
+    steps, batch, input_size = x.shape
+    H = hs.shape[2]
+    dh, dc = d_state
+
+    # local[t], in the layout of da[t] (f, g, o): what the cell gradient dc (f, g) or dh (o)
+    # is multiplied by: (c_prev - g) f (1 - f), (1 - f)(1 - g^2), tanh(c) o (1 - o).
+    f, g, o = acts[:, :, :H], acts[:, :, H : 2 * H], acts[:, :, 2 * H :]
+    local = np.empty_like(acts)
+    local_f, local_g, local_o = local[:, :, :H], local[:, :, H : 2 * H], local[:, :, 2 * H :]
+    temp = np.subtract(cs[:-1], g)
+    np.multiply(f, f, out=local_f)
+    np.subtract(f, local_f, out=local_f)
+    local_f *= temp
+    np.multiply(g, g, out=local_g)
+    np.subtract(1, local_g, out=local_g)
+    np.subtract(1, f, out=temp)
+    local_g *= temp
+    np.multiply(o, o, out=local_o)
+    np.subtract(o, local_o, out=local_o)
+    local_o *= tanh_cs
+    dh_to_dc = np.multiply(tanh_cs, tanh_cs, out=temp)
+    np.subtract(1, dh_to_dc, out=dh_to_dc)
+    dh_to_dc *= o  # o (1 - tanh(c)^2)
+    f = np.ascontiguousarray(f)
+
+    w_hh = params["weight_hh"]
+    da = local  # the loop overwrites local[t] with the pre-activation gradients
+    da_fg = da.reshape(steps, batch, 3, H)[:, :, :2]
+    scratch = np.empty((batch, H), dtype=x.dtype)
+    for t in range(steps - 1, -1, -1):
+        if d_outputs is not None:
+            dh += d_outputs[t]
+        np.multiply(dh, local_o[t], out=local_o[t])
+        dc += np.multiply(dh, dh_to_dc[t], out=scratch)
+        np.multiply(dc[:, None, :], da_fg[t], out=da_fg[t])
+        dc *= f[t]  # now dL/dc_{t-1}
+        np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
+
+    da_flat = da.reshape(steps * batch, 3 * H)
+    dx = (da_flat @ params["weight_ih"]).reshape(steps, batch, input_size)
+    bias_grad = da_flat.sum(axis=0)
+    grads = {
+        "weight_ih": da_flat.T @ x.reshape(steps * batch, input_size),
+        "weight_hh": da_flat.T @ hs[:-1].reshape(steps * batch, H),
+        "bias_ih": bias_grad,
+        "bias_hh": bias_grad.copy(),
+    }
+    return dx, (dh, dc), grads
