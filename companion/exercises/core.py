@@ -546,7 +546,7 @@ def _structure(exercise: Exercise, result) -> tuple:
     if not isinstance(result, tuple | list):
         raise ExerciseFailed(
             f"expected {len(exercise.outputs)} outputs ({names}) as a tuple, "
-            f"got a single {type(result).__name__}"
+            f"got a single {_type_name(result)}"
         )
     if len(result) != len(exercise.outputs):
         raise ExerciseFailed(
@@ -574,7 +574,7 @@ def _check_dict_output(spec, got, want, case) -> None:
     if not isinstance(got, dict):
         raise ExerciseFailed(
             f"output `{spec.name}` should be a dict with keys {sorted(want)}, "
-            f"got {type(got).__name__}"
+            f"got {_type_name(got)}"
         )
     if set(got) != set(want):
         missing = sorted(set(want) - set(got))
@@ -591,8 +591,26 @@ def _check_dict_output(spec, got, want, case) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Opaque:
+    """Stands for a value that another process could not send as plain data (an object
+    array, a torch tensor, any other object): its type, module and dtype if any."""
+
+    type_name: str
+    module: str = ""
+    dtype: str = ""
+
+
 def _check_numeric(name: str, value) -> None:
     """Outputs must be real numbers: a NumPy array or scalar, or a Python int/float."""
+    if isinstance(value, Opaque):
+        if value.dtype:
+            raise ExerciseFailed(f"{name} should hold real numbers, got dtype {value.dtype}")
+        raise ExerciseFailed(
+            f"{name} should be a NumPy array, got {value.type_name}"
+            + (" (call .detach().numpy() on a torch tensor)"
+               if value.module.startswith("torch") else "")
+        )
     if not isinstance(value, np.ndarray | np.generic | float | int) or isinstance(value, bool):
         raise ExerciseFailed(
             f"{name} should be a NumPy array, got {type(value).__name__}"
@@ -601,6 +619,10 @@ def _check_numeric(name: str, value) -> None:
     dtype = np.asarray(value).dtype
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise ExerciseFailed(f"{name} should hold real numbers, got dtype {dtype}")
+
+
+def _type_name(value) -> str:
+    return value.type_name if isinstance(value, Opaque) else type(value).__name__
 
 
 def _is_tensor(value) -> bool:
