@@ -29,8 +29,13 @@ def check_output_path(option: str, path: str, inputs: list[Path]) -> Path:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{option} {path}: its folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {path}: its folder {folder} is not writable")
+    try:  # really create a file there: os.access says yes to root, even on /proc
+        handle, probe = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise OutputError(f"{option} {path}: its folder {folder} is not writable "
+                          f"({error.strerror or error})") from None
     if target.exists() and not os.access(target, os.W_OK):
         raise OutputError(f"{option} {path}: the file is not writable")
     resolved = os.path.realpath(target)
