@@ -26,12 +26,12 @@ def mutant_source(exercise_id, index):
 
 
 def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup",
-           extra=None):
+           extra=None, early=None):
     """The warm-up lesson with its stubs replaced: ``defs[id]`` (source, or STUB to keep
     the stub; default the reference solution), ``after[id]`` a cell inserted after the
     stub's cell, ``checks[id]`` replaces the check cell's source. Without ``full``, the
     cells that only illustrate (plots, demos) are left out to keep the tests fast.
-    ``extra`` cells are appended at the end."""
+    ``early`` cells come right after the setup cell, ``extra`` cells at the end."""
     defs, after, checks = defs or {}, after or {}, checks or {}
     notebook = copy.deepcopy(WARMUP)
     cells = []
@@ -48,6 +48,8 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
             elif not full and index > 1 and not checked and "use(" not in cell.source:
                 continue
             cells.append(cell)
+            if index == 1:
+                cells += [new_code_cell(source) for source in (early or [])]
             if name in after:
                 cells.append(new_code_cell(after[name]))
         else:

@@ -30,7 +30,7 @@ from .grading_tools import (
     write,
 )
 
-TIMEOUT = 10
+TIMEOUT = 20
 PASSED3 = ["passed"] * 3
 KILL_WORKER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
 FAKE_PASS = "\n".join(f'print("✓ {i}: passed — trust me")' for i in WARMUP_IDS)
@@ -65,6 +65,8 @@ import sys, os
 import companion.exercises as ex
 import companion.exercises.core as core
 core.verdict = lambda *args, **kwargs: ("passed", "forged")
+core.evaluate = lambda exercise, candidate, cases, **kw: [
+    core.Behaviour("returned", outputs=0.5, args_after=[]) for _ in cases]
 core._RESULTS.clear()
 ex.results = lambda: {i: {"status": "passed", "message": "", "points": 1}
                       for i in ("sigmoid", "sigmoid_prime", "tanh_prime")}
@@ -122,8 +124,8 @@ SUBMISSIONS = {
     "mutant_0.ipynb": (warmup, {"defs": mutants(0)}),
     "mutant_3.ipynb": (warmup, {"defs": mutants(3)}),
     "forge_claims.ipynb": (forge_claims, None),
-    "forge_patch.ipynb": (warmup, {"defs": wrong(), "extra": [PATCH_COMPANION]}),
-    "forge_junk.ipynb": (warmup, {"defs": wrong(), "extra": [JUNK_RESULTS],
+    "forge_patch.ipynb": (warmup, {"defs": wrong(), "early": [PATCH_COMPANION]}),
+    "forge_junk.ipynb": (warmup, {"defs": wrong(), "early": [JUNK_RESULTS],
                                   "checks": dict.fromkeys(WARMUP_IDS, "pass")}),
     "deleted_def.ipynb": (warmup, {"defs": {"sigmoid": "pass  # the def cell was deleted"}}),
     "other_lesson.ipynb": (warmup, {"lesson": "01_rnn"}),
@@ -141,7 +143,7 @@ EXPECTED = {
     "mutant_0.ipynb": ["failed"] * 3,
     "mutant_3.ipynb": ["failed"] * 3,
     "forge_claims.ipynb": ["not started", "failed", "failed"],
-    "forge_patch.ipynb": ["not started", "failed", "failed"],
+    "forge_patch.ipynb": ["failed"] * 3,
     "forge_junk.ipynb": ["error"] * 3,
     "deleted_def.ipynb": ["error", "passed", "passed"],
     "other_lesson.ipynb": ["error"] * len(grader.lesson_exercises("01_rnn")),

@@ -1,7 +1,9 @@
 """Plain data between the grader and a learner's kernel: JSON, with NumPy arrays as base64.
 
 Nothing is ever unpickled: decoding builds only ``None``, ``bool``, ``int``, ``float``,
-``str``, ``list``, ``tuple``, ``dict``, NumPy arrays and scalars of numeric dtypes, and
+``str``, ``list``, ``tuple``, ``dict``, NumPy arrays and scalars of numeric dtypes,
+instances of classes defined in the exercise modules (rebuilt from their decoded fields,
+without calling any constructor; e.g. the test function of ``numerical_gradient``), and
 :class:`~companion.exercises.core.Opaque` placeholders for values that are none of these
 (an object array, a torch tensor...). Files are read only up to a size bound.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from companion.exercises.core import Behaviour, Opaque
 MAX_BYTES = 64 * 2**20  # a file from the kernel larger than this is refused
 MAX_DEPTH = 40
 _NUMERIC_KINDS = "biufc"
+_EXERCISE_MODULES = "companion.exercises."
 
 
 class DecodeError(ValueError):
@@ -46,7 +50,19 @@ def encode(value, depth: int = 0):
     if type(value) is dict:
         return {"__dict__": [[encode(k, depth + 1), encode(v, depth + 1)]
                              for k, v in value.items()]}
+    if _exercise_class(type(value).__module__, type(value).__qualname__) is type(value):
+        return {"__object__": f"{type(value).__module__}:{type(value).__qualname__}",
+                "fields": encode(dict(vars(value)), depth + 1)}
     return _opaque(value)
+
+
+def _exercise_class(module: str, qualname: str):
+    """The class ``module:qualname`` if it is defined in an already imported module of
+    :mod:`companion.exercises` (e.g. a test function given to an exercise), else None."""
+    if not module.startswith(_EXERCISE_MODULES) or "." in qualname:
+        return None
+    candidate = getattr(sys.modules.get(module), qualname, None)
+    return candidate if isinstance(candidate, type) else None
 
 
 def _opaque(value) -> dict:
@@ -79,6 +95,16 @@ def decode(data, depth: int = 0):
             raise DecodeError(str(error)) from None
     if set(data) == {"__array__", "dtype", "shape", "scalar"}:
         return _array(data)
+    if set(data) == {"__object__", "fields"}:
+        module, _, qualname = _string(data["__object__"]).partition(":")
+        cls = _exercise_class(module, qualname)
+        fields = decode(data["fields"], depth + 1)
+        if cls is None or not isinstance(fields, dict) or not all(
+                isinstance(key, str) for key in fields):
+            raise DecodeError(f"cannot rebuild an object of {data['__object__']!r}")
+        instance = cls.__new__(cls)  # no __init__: only the decoded fields
+        instance.__dict__.update(fields)
+        return instance
     if set(data) == {"__opaque__", "module", "dtype"}:
         return Opaque(_string(data["__opaque__"]), _string(data["module"]),
                       _string(data["dtype"]))

@@ -35,6 +35,8 @@ import numpy as np
 REPORT_PREFIX = "COMPANION-REPORT"
 TIMEOUT_ERROR = "CellTimeout"
 MAX_KERNEL_STARTS = 20
+PREAMBLE = "import companion.exercises, companion.grading.kernel_side"
+PREAMBLE_TIMEOUT = 300.0
 
 
 def sign(key: str, payload: str) -> str:
@@ -153,6 +155,7 @@ class _Runner:
         self.client = None
         self.starts = 0
         self.replies: dict[int, dict] = {}
+        self.completed: list[int] = []  # cells run without a timeout or a dead kernel
 
     # kernel lifecycle
 
@@ -214,9 +217,31 @@ class _Runner:
             self.stop(client)
             return False
         self.client = client
+        self._run_extra(PREAMBLE, PREAMBLE_TIMEOUT)  # the grader's imports: not timed
         if self.deadline == float("inf"):
             self.deadline = time.monotonic() + self.request.notebook_timeout
-        return True
+        else:
+            self._replay()
+        return self.client is not None
+
+    def _run_extra(self, source: str, timeout: float) -> str:
+        """Run a cell that is not part of the notebook."""
+        self.notebook.cells.append(nbformat.v4.new_code_cell(source))
+        try:
+            return self.execute(len(self.notebook.cells) - 1, timeout)
+        finally:
+            self.notebook.cells.pop()
+
+    def _replay(self) -> None:
+        """After a restart, run again the cells that ran before without killing or
+        hanging the kernel, so that later cells find their definitions (the cell that
+        killed the kernel is not run again)."""
+        for index in list(self.completed):
+            if self.client is None or time.monotonic() > self.deadline:
+                return
+            if self.execute(index, self._cell_timeout()) in ("timeout", "dead"):
+                self.completed.remove(index)
+            self.notebook.cells[index].outputs = []
 
     def stop(self, client=None) -> None:
         client = client or self.client
@@ -265,13 +290,7 @@ class _Runner:
 
     def _responsive(self) -> bool:
         """After an interrupt: whether the kernel runs a trivial cell within a few s."""
-        self.notebook.cells.append(nbformat.v4.new_code_cell("pass"))
-        index = len(self.notebook.cells) - 1
-        try:
-            outcome = self.execute(index, 10.0)
-        finally:
-            self.notebook.cells.pop()
-        return outcome == "ok"
+        return self._run_extra("pass", 10.0) == "ok"
 
     # the notebook
 
@@ -311,12 +330,14 @@ class _Runner:
     def _run_cell(self, index: int) -> None:
         outcome = self.execute(index, self._cell_timeout())
         cell = self.notebook.cells[index]
+        if outcome in ("ok", "error"):
+            self.completed.append(index)
         if outcome == "timeout":
             self.state.errors[index] = (
                 "timeout", f"ran past {self.request.timeout:g} s and was interrupted")
         elif outcome == "dead":
-            self.state.errors[index] = ("dead kernel", "the kernel died (restarted for the "
-                                                       "remaining cells)")
+            self.state.errors[index] = ("dead kernel", "the kernel died (restarted, with "
+                                                       "the earlier cells run again)")
         elif outcome == "error":
             errors = [o for o in cell.outputs if o.get("output_type") == "error"]
             if errors:
