@@ -7,7 +7,7 @@ In a lesson::
     def sigmoid(z):
         raise NotImplementedError  # your code here
 
-    check("sigmoid", sigmoid)      # "not started", a specific failure, or "passed"
+    check("sigmoid", sigmoid)      # "not started", a specific failure (shown), or "passed"
     hint("sigmoid")                # a nudge; hint("sigmoid", 2) a bigger one
     my_sigmoid = use("sigmoid", sigmoid)  # yours once it passes, the reference until then
 
@@ -23,11 +23,14 @@ from companion.exercises.core import (
     FAILED,
     NOT_STARTED,
     PASSED,
+    Behaviour,
+    CheckFailure,
     Exercise,
     ExerciseFailed,
     Mutant,
     Output,
     check,
+    evaluate,
     get,
     hint,
     hint_text,
@@ -37,10 +40,11 @@ from companion.exercises.core import (
     show_solution,
     solution,
     use,
+    verdict,
 )
 
 __all__ = [
-    "FAILED", "NOT_STARTED", "PASSED", "Exercise", "ExerciseFailed", "Mutant", "Output",
-    "check", "get", "hint", "hint_text", "ids", "register", "results", "show_solution",
-    "solution", "use",
+    "FAILED", "NOT_STARTED", "PASSED", "Behaviour", "CheckFailure", "Exercise",
+    "ExerciseFailed", "Mutant", "Output", "check", "evaluate", "get", "hint", "hint_text", "ids",
+    "register", "results", "show_solution", "solution", "use", "verdict",
 ]

@@ -15,7 +15,14 @@ most specific problem first:
 6. its values are wrong: if a registered mutant reproduces them, give that mutant's
    hint; otherwise say where the values differ.
 
-A correct answer prints one line saying what was checked.
+A correct answer prints one line saying what was checked; a wrong one is shown as a
+formatted failure and recorded, without raising (``strict=True`` or the environment variable
+``COMPANION_STRICT_CHECKS=1`` make it raise :class:`ExerciseFailed`).
+
+The work is split in two so that the grader can use the very same logic across processes:
+:func:`evaluate` runs the candidate on the cases and keeps only plain data per case (a
+:class:`Behaviour`), and :func:`verdict` turns cases and behaviours into ``(status, message)``
+without ever calling the candidate. ``check`` is ``make_cases`` + ``evaluate`` + ``verdict``.
 """
 
 from __future__ import annotations
