@@ -163,7 +163,7 @@ def _grade(arguments: argparse.Namespace) -> int:
 
     write([])  # the files exist (empty gradebooks) before anything runs
     reports = grader.grade_all(submissions, options, on_report=write,
-                               progress=not arguments.no_progress)
+                               progress=not arguments.no_progress, own_process=True)
     write(reports)
     print(grader.format_table(reports), flush=True)
     return grader.exit_code(reports, arguments.exercise)

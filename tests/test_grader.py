@@ -33,6 +33,8 @@ from .grading_tools import (
 TIMEOUT = 20
 PASSED3 = ["passed"] * 3
 KILL_WORKER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+SELF_CONTAINED_SIGMOID_PRIME = ("def sigmoid_prime(z):  # does not call the learner's sigmoid\n"
+                                "    e = np.exp(-np.abs(z))\n    return e / (1 + e) ** 2")
 FAKE_PASS = "\n".join(f'print("✓ {i}: passed — trust me")' for i in WARMUP_IDS)
 
 
@@ -114,9 +116,11 @@ SUBMISSIONS = {
     "a_solved.ipynb": (warmup, {}),
     "b_kill_worker.ipynb": (warmup, {"after": {"sigmoid": KILL_WORKER}}),
     "c_solved.ipynb": (warmup, {}),
-    "kill_kernel.ipynb": (warmup, {"after": {"sigmoid": "import os\nos._exit(1)"}}),
+    "kill_kernel.ipynb": (warmup, {"after": {"sigmoid": "import os\nos._exit(1)"}, "extra": [
+        "import subprocess\nsubprocess.Popen(['sleep', '600'], start_new_session=True)"]}),
     "loop_and_output.ipynb": (warmup, {
-        "defs": {"sigmoid": "def sigmoid(z):\n    while True:\n        pass"},
+        "defs": {"sigmoid": "def sigmoid(z):\n    while True:\n        pass",
+                 "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME},
         "extra": ["print('x' * 400_000)\nfor _ in range(100):\n    print('y' * 100_000)"]}),
     "unsolved_syntax.ipynb": (warmup, {"defs": {
         "sigmoid": STUB, "tanh_prime": STUB,
@@ -127,7 +131,8 @@ SUBMISSIONS = {
     "forge_patch.ipynb": (warmup, {"defs": wrong(), "early": [PATCH_COMPANION]}),
     "forge_junk.ipynb": (warmup, {"defs": wrong(), "early": [JUNK_RESULTS],
                                   "checks": dict.fromkeys(WARMUP_IDS, "pass")}),
-    "deleted_def.ipynb": (warmup, {"defs": {"sigmoid": "pass  # the def cell was deleted"}}),
+    "deleted_def.ipynb": (warmup, {"defs": {"sigmoid": "pass  # the def cell was deleted",
+                                            "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME}}),
     "other_lesson.ipynb": (warmup, {"lesson": "01_rnn"}),
     "no_lesson.ipynb": (warmup, {"lesson": None}),
     "unknown_lesson.ipynb": (warmup, {"lesson": "99_nope"}),
@@ -143,7 +148,7 @@ EXPECTED = {
     "mutant_0.ipynb": ["failed"] * 3,
     "mutant_3.ipynb": ["failed"] * 3,
     "forge_claims.ipynb": ["not started", "failed", "failed"],
-    "forge_patch.ipynb": ["failed"] * 3,
+    "forge_patch.ipynb": ["not started", "failed", "failed"],
     "forge_junk.ipynb": ["error"] * 3,
     "deleted_def.ipynb": ["error", "passed", "passed"],
     "other_lesson.ipynb": ["error"] * len(grader.lesson_exercises("01_rnn")),

@@ -250,12 +250,14 @@ def become_subreaper() -> None:
         pass
 
 
-def kill_descendants(run_prefix: str) -> None:
+def kill_descendants(run_prefix: str | None) -> None:
     """Kill this process's descendants started by this run (their environment holds a
-    token of the run)."""
+    token of the run), or all of them when ``run_prefix`` is None (the command line, which
+    starts no other process)."""
     for process in psutil.Process().children(recursive=True):
         try:
-            if process.environ().get(TOKEN_VARIABLE, "").startswith(run_prefix):
+            token = process.environ().get(TOKEN_VARIABLE, "") if run_prefix else ""
+            if run_prefix is None or token.startswith(run_prefix):
                 process.kill()
         except (psutil.Error, OSError):
             continue
@@ -292,9 +294,11 @@ def remove_tree(path: str) -> None:
 
 
 def grade_all(submissions: list[Submission], options: Options, on_report=None,
-              progress: bool = False) -> list[Report]:
-    """Grade every submission, ``options.jobs`` at a time; ``on_report(report, done)`` is
-    called as each one finishes. Returns the reports in input order."""
+              progress: bool = False, own_process: bool = False) -> list[Report]:
+    """Grade every submission, ``options.jobs`` at a time; ``on_report(reports so far)`` is
+    called as each one finishes. Returns the reports in input order. With ``own_process``
+    (the command line), every descendant left at the end is killed, whatever its
+    environment."""
     from tqdm import tqdm
 
     become_subreaper()
@@ -318,7 +322,7 @@ def grade_all(submissions: list[Submission], options: Options, on_report=None,
                 if on_report is not None:
                     on_report([reports[i] for i in sorted(reports)])
     finally:
-        kill_descendants(prefix)
+        kill_descendants(None if own_process else prefix)
         remove_tree(run_dir)
     return [reports[index] for index in range(len(submissions))]
 
