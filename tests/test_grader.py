@@ -509,3 +509,23 @@ def test_broken_inputs_never_raise_and_say_why(tmp_path):
     assert all(problems), problems
     assert re.search("no such file or folder", problems[-1])
     assert "not a notebook" in problems[-2]
+
+
+def test_the_gradebook_is_rewritten_atomically_as_each_notebook_finishes(tmp_path):
+    from companion.grading.notebooks import collect
+    from companion.grading.output import write_atomically
+
+    for name, raw in BROKEN.items():
+        (tmp_path / name).write_bytes(raw)
+    gradebook = tmp_path.parent / f"{tmp_path.name}-grades.json"
+    seen = []
+
+    def on_report(reports):
+        write_atomically(gradebook, grader.json_text(reports))
+        seen.append(len(json.loads(gradebook.read_text())))
+
+    reports = grader.grade_all(collect([str(tmp_path)]), grader.Options(), on_report=on_report)
+    assert seen == list(range(1, len(BROKEN) + 1))
+    assert grader.exit_code(reports) == 2
+    temporary = [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{gradebook.name}")]
+    assert temporary == []  # no temporary file left beside the gradebook
