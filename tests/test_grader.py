@@ -238,7 +238,7 @@ def test_forgeries_never_pass(graded):
     grouped = by_notebook(graded["json"], graded["folder"])
     for name in ("forge_claims.ipynb", "forge_patch.ipynb", "forge_junk.ipynb"):
         assert "passed" not in [r["status"] for r in grouped[name]], name
-    assert "malformed" in messages(graded)["forge_junk.ipynb", "sigmoid"]
+    assert "no usable result" in messages(graded)["forge_junk.ipynb", "sigmoid"]
 
 
 @pytest.mark.slow
@@ -316,7 +316,8 @@ def assert_gradescope_format(results):
 @pytest.mark.slow
 def test_memory_limit_makes_a_hog_an_error_and_spares_the_rest(tmp_path):
     hog = "def sigmoid(z):\n    big = np.ones((2**31,))\n    return big[:0]"
-    write(tmp_path, {"hog.ipynb": warmup({"sigmoid": hog})})
+    write(tmp_path, {"hog.ipynb": warmup({"sigmoid": hog,
+                                          "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME})})
     before = snapshot(tmp_path)
     process = grade(tmp_path / "hog.ipynb", "--memory", 3000, "--timeout", TIMEOUT,
                     "--json", tmp_path.parent / f"{tmp_path.name}.json", "--no-progress")

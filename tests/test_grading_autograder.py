@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from .grading_tools import WARMUP_IDS, grader_leftovers, snapshot, warmup, write
-from .test_grader import assert_gradescope_format
+from .test_grader import SELF_CONTAINED_SIGMOID_PRIME, assert_gradescope_format
 
 
 def autograder(*arguments):
@@ -54,8 +54,9 @@ def test_bad_autograder_arguments_are_one_line_errors(folder, arguments, expecte
 def test_the_autograder_grades_a_submission_end_to_end(folder, tmp_path):
     root = tmp_path / "autograder"
     shutil.copytree(folder, root / "source")
-    write(root / "submission", {"my lesson.ipynb": warmup({"sigmoid": "def sigmoid(z):\n"
-                                                           "    return 1 / (1 + np.exp(-z))"})})
+    wrong = {"sigmoid": "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))",
+             "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME}
+    write(root / "submission", {"my lesson.ipynb": warmup(wrong)})
     before = snapshot(root / "submission")
     process = subprocess.run(
         ["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True,

@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory", type=int, help="address space limit, MB")
     parser.add_argument("--nproc", type=int, help="processes and threads limit")
     parser.add_argument("--fsize", type=int, help="file size limit, MB")
+    parser.add_argument("--sandboxed", action="store_true",
+                        help="inside bubblewrap's PID namespace: the worker's PID means "
+                             "nothing here, so the kernel must not poll it (bubblewrap's "
+                             "--die-with-parent ends the kernel instead)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     arguments = parser.parse_args(argv)
     command = arguments.command[1:] if arguments.command[:1] == ["--"] else arguments.command
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.fsize:
         _limit(resource.RLIMIT_FSIZE, arguments.fsize * 2**20)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write fails, not the kernel
+    if arguments.sandboxed:
+        os.environ.pop("JPY_PARENT_PID", None)
     os.execvp(command[0], command)
 
 

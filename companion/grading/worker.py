@@ -169,7 +169,7 @@ class _Runner:
             from companion.grading import sandbox
 
             limits += ["--nproc", str(sandbox.user_tasks() + sandbox.EXTRA_TASKS),
-                       "--fsize", str(sandbox.FILE_SIZE_MB)]
+                       "--fsize", str(sandbox.FILE_SIZE_MB), "--sandboxed"]
         if limits:
             argv = [sys.executable, "-m", "companion.grading.launch", *limits, "--", *argv]
         if request.sandbox:
@@ -193,6 +193,7 @@ class _Runner:
         km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=Specs())
         km.transport = "ipc"
         km.ip = os.path.join(self.request.workdir, "ipc", f"k{self.starts}")
+        km.connection_file = os.path.join(self.request.workdir, "ipc", f"k{self.starts}.json")
         os.makedirs(os.path.dirname(km.ip), exist_ok=True)
         client = _client_class()(
             self.notebook, km=km, timeout=None, allow_errors=True,
