@@ -359,7 +359,7 @@ def test_verdict_on_each_kind_of_behaviour():
     def of(kind, **fields):
         return verdict(exercise, cases, [Behaviour(kind, **fields)] * n)
 
-    assert of("stub") == ("not started", "not started")
+    assert of("stub") == ("not started", "not started.")
     assert of("not implemented")[0] == "not started"
     assert of("not callable", error="int 1") == ("failed", "expected your function, got int 1")
     assert "reference solution itself" in of("reference")[1]

@@ -359,6 +359,16 @@ def test_one_exercise_for_github_classroom(tmp_path):
     assert [row[0] for row in rows[1:]] == ["tanh_prime"]
 
 
+@pytest.mark.slow
+def test_the_notebook_timeout_bounds_a_whole_notebook(tmp_path):
+    write(tmp_path, {"slow.ipynb": warmup(early=["import time\ntime.sleep(1.5)"] * 6)})
+    process = grade(tmp_path / "slow.ipynb", "--timeout", "2", "--notebook-timeout", "4",
+                    "--no-progress", "--json", tmp_path.parent / f"{tmp_path.name}.json")
+    records = json.loads((tmp_path.parent / f"{tmp_path.name}.json").read_text())
+    assert [r["status"] for r in records] == ["error"] * 3, process.stdout
+    assert "ran past its time limit (4 s)" in records[-1]["message"]
+
+
 def test_exit_code_for_one_exercise_is_zero_only_if_it_passed():
     def report(status):
         return grader.Report("n.ipynb", [grader.Row("n.ipynb", "sigmoid", status, 0, 1, "")])

@@ -244,9 +244,9 @@ def check(exercise_id: str, candidate: Callable, *, strict: bool | None = None) 
     cases = exercise.make_cases(np.random.default_rng())
     status, message = verdict(exercise, cases, evaluate(exercise, candidate, cases))
     if status == NOT_STARTED:
-        _record(exercise, NOT_STARTED, f"{exercise_id}: {message}.")
+        _record(exercise, NOT_STARTED, f"{exercise_id}: {message}")
         print(
-            f"… {exercise_id}: {message}. Fill in the function, run its cell, then this one. "
+            f"… {exercise_id}: {message} Fill in the function, run its cell, then this one. "
             "Until then later cells use the reference solution."
         )
     elif status == PASSED:
@@ -403,14 +403,14 @@ def verdict(exercise: Exercise, cases: list[dict],
     if first.kind == NOT_CALLABLE:
         return FAILED, f"expected your function, got {first.error}"
     if first.kind == STUB:
-        return NOT_STARTED, NOT_STARTED
+        return NOT_STARTED, f"{NOT_STARTED}."
     if first.kind == REFERENCE:
         return FAILED, "this is the reference solution itself; write your own function"
     try:
         for case, behaviour in zip(cases, behaviours, strict=True):
             _judge_case(exercise, case, behaviour, cases, behaviours)
     except _NotStarted as not_started:
-        return NOT_STARTED, f"{NOT_STARTED}{not_started.detail}"
+        return NOT_STARTED, f"{NOT_STARTED}{not_started.detail}."
     except ExerciseFailed as failure:
         return FAILED, str(failure)
     return PASSED, f"{exercise.what} ({len(cases)} random cases)"
