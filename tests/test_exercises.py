@@ -408,3 +408,24 @@ def test_failure_messages_print_digits_until_the_numbers_differ():
     assert status == "failed"
     got, expected = re.search(r"got (\S+), expected (\S+)", message).groups()
     assert got.rstrip(",") != expected
+
+
+@pytest.mark.slow
+def test_the_warm_up_lesson_with_wrong_answers_runs_to_the_end():
+    """Run All (here nbclient, as nbconvert) reaches the last cell: each failed check shows
+    its failure, later cells use the reference."""
+    from nbclient import NotebookClient
+
+    from .grading_tools import WARMUP_IDS, mutant_source, warmup
+
+    notebook = warmup({eid: mutant_source(eid, 0) for eid in WARMUP_IDS}, full=True)
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    shown = [o.data["text/html"] for cell in code for o in cell.outputs
+             if o.output_type == "display_data" and "text/html" in o.data]
+    for eid in WARMUP_IDS:
+        assert any(f"✗ {eid}: failed" in html for html in shown), eid
+    last = "".join(o.get("text", "") for o in code[-1].outputs)
+    assert "using the reference solution, yours failed its check" in last

@@ -540,3 +540,17 @@ def test_the_gradebook_is_rewritten_atomically_as_each_notebook_finishes(tmp_pat
     assert grader.exit_code(reports) == 2
     temporary = [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{gradebook.name}")]
     assert temporary == []  # no temporary file left beside the gradebook
+
+
+@pytest.mark.slow
+def test_every_solved_lesson_passes_through_the_grader(tmp_path):
+    """Each real lesson, its stubs replaced by the reference solutions, earns every point:
+    the lesson ids, the evaluation points and the verdicts fit the real lessons."""
+    from .lesson_tools import LESSONS, read, solved
+
+    write(tmp_path, {path.name: solved(read(path))[0] for path in LESSONS})
+    process = grade(tmp_path, "--jobs", 2, "--no-progress", "--timeout", 300,
+                    "--json", tmp_path.parent / f"{tmp_path.name}.json", timeout=2400)
+    records = json.loads((tmp_path.parent / f"{tmp_path.name}.json").read_text())
+    assert process.returncode == 0, process.stdout
+    assert {r["exercise"] for r in records} == set(exercises.ids())
