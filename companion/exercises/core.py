@@ -198,7 +198,8 @@ def results() -> dict[str, dict]:
     """Outcome of the latest check of each exercise in this process.
 
     ``{exercise_id: {"status": "passed" | "failed" | "not started", "message": str,
-    "points": int}}`` — the grader reads this after running a notebook.
+    "points": int}}``: the learner's own record (the grader never reads it: it computes
+    its verdicts in its own process, see :mod:`companion.grading`).
     """
     return {
         exercise_id: {key: value for key, value in record.items() if key != "candidate"}
