@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from nbformat.v4 import new_code_cell, new_output
@@ -86,10 +87,13 @@ kernel_side.evaluate_to_file = forged
 """
 
 
-def escape(target, port):
-    """A cell that writes outside its folder and opens a network connection."""
-    return (f"open({str(target)!r}, 'w').write('escaped')\n"
-            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=5).close()")
+def escape(targets, port):
+    """A cell that writes outside its folder (each target, ignoring errors) and opens a
+    network connection."""
+    writes = "".join(f"try:\n    open({str(t)!r}, 'w').write('escaped')\nexcept OSError:\n"
+                     "    pass\n" for t in targets)
+    return (writes + "import socket\n"
+            f"socket.create_connection(('127.0.0.1', {port}), timeout=5).close()")
 
 
 def listening_server():
@@ -330,22 +334,24 @@ def test_memory_limit_makes_a_hog_an_error_and_spares_the_rest(tmp_path):
 @pytest.mark.slow
 def test_sandbox_blocks_writes_outside_its_folder_and_the_network(tmp_path):
     server, connections = listening_server()
-    outside = tmp_path / "escaped.txt"
     port = server.getsockname()[1]
-    write(tmp_path, {
-        "escape.ipynb": warmup(extra=[escape(outside, port)]),
-        "control.ipynb": warmup(extra=[escape(tmp_path / "control.txt", port)]),
-    })
+    var_tmp = Path("/var/tmp") / f"companion-escape-{os.getpid()}-{tmp_path.name}"
+    outside = [tmp_path / "escaped.txt", var_tmp.with_suffix(".sandboxed")]
+    control = [tmp_path / "control.txt", var_tmp.with_suffix(".control")]
+    write(tmp_path, {"escape.ipynb": warmup(extra=[escape(outside, port)]),
+                     "control.ipynb": warmup(extra=[escape(control, port)])})
     try:
         sandboxed = grade(tmp_path / "escape.ipynb", "--sandbox", "--timeout", TIMEOUT,
                           "--no-progress")
         assert sandboxed.returncode == 0, sandboxed.stdout + sandboxed.stderr
-        assert not outside.exists() and connections == []
-        control = grade(tmp_path / "control.ipynb", "--timeout", TIMEOUT, "--no-progress")
-        assert control.returncode == 0, control.stdout + control.stderr
-        assert (tmp_path / "control.txt").exists() and connections == [1]
+        assert not any(path.exists() for path in outside) and connections == []
+        unconfined = grade(tmp_path / "control.ipynb", "--timeout", TIMEOUT, "--no-progress")
+        assert unconfined.returncode == 0, unconfined.stdout + unconfined.stderr
+        assert all(path.exists() for path in control) and connections == [1]
     finally:
         server.close()
+        for path in outside + control:
+            path.unlink(missing_ok=True)
     assert grader_leftovers() == ([], [])
 
 
