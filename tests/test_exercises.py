@@ -14,7 +14,15 @@ import pytest
 
 from companion import exercises
 from companion.exercises import ExerciseFailed, check, hint, results, solution, use
-from companion.exercises.core import behaviour_signature, same_behaviour
+from companion.exercises.core import (
+    Behaviour,
+    CheckFailure,
+    behaviour_signature,
+    distinct_digits,
+    evaluate,
+    same_behaviour,
+    verdict,
+)
 
 ALL_IDS = exercises.ids()
 MUTANTS = [(eid, m) for eid in ALL_IDS for m in exercises.get(eid).mutants]
@@ -48,14 +56,14 @@ def test_reference_passes(eid, capsys):
 @pytest.mark.parametrize("eid", ALL_IDS)
 def test_reference_object_itself_is_refused(eid):
     with pytest.raises(ExerciseFailed, match="reference solution itself"):
-        check(eid, solution(eid))
+        check(eid, solution(eid), strict=True)
 
 
 @pytest.mark.parametrize(("eid", "mutant"), MUTANTS, ids=[f"{e}-{m.name}" for e, m in MUTANTS])
 def test_mutant_fails_with_its_own_hint(eid, mutant):
     for _ in range(3):
         with pytest.raises(ExerciseFailed) as failure:
-            check(eid, mutant.fn)
+            check(eid, mutant.fn, strict=True)
         assert mutant.hint in str(failure.value)
         other_hints = [m.hint for m in exercises.get(eid).mutants if m is not mutant]
         assert not any(h in str(failure.value) for h in other_hints)
@@ -137,7 +145,7 @@ def test_learner_exception_is_reported_with_their_frames_only(eid):
         return inner_helper(args[0])
 
     with pytest.raises(ExerciseFailed) as failure:
-        check(eid, candidate)
+        check(eid, candidate, strict=True)
     message = str(failure.value)
     assert "raised KeyError" in message
     assert "inner_helper" in message and "candidate" in message
@@ -147,7 +155,7 @@ def test_learner_exception_is_reported_with_their_frames_only(eid):
 @pytest.mark.parametrize("eid", ALL_IDS)
 def test_none_is_reported(eid):
     with pytest.raises(ExerciseFailed, match="returned None.*forget `return`"):
-        check(eid, lambda *args: None)
+        check(eid, lambda *args: None, strict=True)
 
 
 @pytest.mark.parametrize("eid", ALL_IDS)
@@ -163,7 +171,7 @@ def test_wrong_shape_names_the_output_and_its_expected_shape(eid):
         return result
 
     with pytest.raises(ExerciseFailed) as failure:
-        check(eid, candidate)
+        check(eid, candidate, strict=True)
     message = str(failure.value)
     assert f"`{reported['name']}` has shape" in message
     spec = next(o for o in exercise.outputs if reported["name"].startswith(o.name))
@@ -183,7 +191,7 @@ def test_torch_tensor_output_is_a_type_error(eid):
         return result
 
     with pytest.raises(ExerciseFailed, match="should be a NumPy array.*torch tensor"):
-        check(eid, candidate)
+        check(eid, candidate, strict=True)
 
 
 @pytest.mark.parametrize("eid", ALL_IDS)
@@ -201,12 +209,12 @@ def test_in_place_modification_is_reported(eid):
         return result
 
     with pytest.raises(ExerciseFailed, match=f"modified its input `{name}` in place"):
-        check(eid, candidate)
+        check(eid, candidate, strict=True)
 
 
 def test_wrong_values_without_a_matching_mutant_say_where():
     with pytest.raises(ExerciseFailed, match=r"largest error .* at index .*got .*expected"):
-        check("tanh_prime", lambda z: 1 - np.tanh(z) ** 2 + 0.1)
+        check("tanh_prime", lambda z: 1 - np.tanh(z) ** 2 + 0.1, strict=True)
 
 
 def test_hints_are_progressive_and_the_last_points_at_the_solution(capsys):
@@ -226,7 +234,7 @@ def test_unknown_id_lists_the_known_ones():
 
 def test_not_a_function_is_reported():
     with pytest.raises(ExerciseFailed, match="expected your function, got ndarray"):
-        check("sigmoid", np.zeros(3))
+        check("sigmoid", np.zeros(3), strict=True)
 
 
 def test_an_endless_loop_is_reported_not_hung(monkeypatch):
@@ -240,7 +248,7 @@ def test_an_endless_loop_is_reported_not_hung(monkeypatch):
                 pass
 
     with pytest.raises(ExerciseFailed, match=r"did not return within 0.5 s.*endless loop"):
-        check("tanh_prime", tanh_prime)
+        check("tanh_prime", tanh_prime, strict=True)
 
 
 @pytest.mark.parametrize(
@@ -254,12 +262,12 @@ def test_an_endless_loop_is_reported_not_hung(monkeypatch):
 )
 def test_garbage_outputs_get_feedback_not_a_crash(returned, message):
     with pytest.raises(ExerciseFailed, match=re.escape(message)):
-        check("tanh_prime", returned)
+        check("tanh_prime", returned, strict=True)
 
 
 def test_jupyter_shows_the_feedback_not_a_traceback_through_the_checker():
     with pytest.raises(ExerciseFailed) as failure:
-        check("tanh_prime", lambda z: 1 - z**2)
+        check("tanh_prime", lambda z: 1 - z**2, strict=True)
     rendered = failure.value._render_traceback_()  # IPython's hook for custom tracebacks
     assert len(rendered) == 1
     assert "ExerciseFailed" in rendered[0] and str(failure.value) in rendered[0]
@@ -271,3 +279,153 @@ def test_show_solution_prints_the_reference_source(eid, capsys):
     exercises.show_solution(eid)
     printed = capsys.readouterr().out
     assert printed.strip() == inspect.getsource(solution(eid)).strip()
+
+
+# --- a failed check does not raise (Run All reaches the end), unless asked to -------------
+
+
+def test_a_failed_check_shows_the_failure_records_it_and_returns(capsys, monkeypatch):
+    monkeypatch.delenv("COMPANION_STRICT_CHECKS", raising=False)
+    mutant = exercises.get("sigmoid").mutants[0]
+    assert check("sigmoid", mutant.fn) is None
+    out = capsys.readouterr().out
+    assert out.startswith("✗ sigmoid: failed — ")
+    assert mutant.hint in out and "(see eq. (W.1)" in out
+    assert "Later cells use the reference solution" in out
+    assert results()["sigmoid"]["status"] == "failed"
+    assert mutant.hint in results()["sigmoid"]["message"]
+    assert use("sigmoid", mutant.fn) is solution("sigmoid")
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said == ["(sigmoid: using the reference solution, yours failed its check)"]
+
+
+def test_the_environment_variable_makes_checks_raise(monkeypatch):
+    monkeypatch.setenv("COMPANION_STRICT_CHECKS", "1")
+    with pytest.raises(ExerciseFailed, match="tanh_prime: wrong values"):
+        check("tanh_prime", lambda z: 1 - np.tanh(z) ** 2 + 0.1)
+    monkeypatch.setenv("COMPANION_STRICT_CHECKS", "0")
+    assert check("tanh_prime", lambda z: 1 - np.tanh(z) ** 2 + 0.1) is None
+    with pytest.raises(ExerciseFailed):  # an explicit argument wins over the variable
+        check("tanh_prime", lambda z: 1 - np.tanh(z) ** 2 + 0.1, strict=True)
+
+
+def test_jupyter_renders_the_failure_as_one_escaped_box():
+    failure = CheckFailure("sigmoid", "wrong values <b>\nHint: use exp(-|z|)\n(see eq. (W.1))")
+    rendered = failure._repr_html_()
+    assert "<b>" not in rendered and "&lt;b&gt;" in rendered
+    assert "✗ sigmoid: failed" in rendered and "use exp(-|z|)" in rendered
+    markdown = failure._repr_markdown_()
+    assert markdown.startswith("**✗ sigmoid: failed**") and "> Hint: use exp(-|z|)" in markdown
+    assert str(failure).startswith("✗ sigmoid: failed — wrong values <b>")
+
+
+def test_a_failed_check_in_a_kernel_is_a_rich_display_not_an_error():
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook(cells=[new_code_cell(
+        "import numpy as np\nfrom companion.exercises import check\n"
+        "check('tanh_prime', lambda z: 1 - z ** 2)\nprint('the next line ran')")])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = notebook.cells[0].outputs
+    assert [o.output_type for o in outputs] == ["display_data", "stream"]
+    assert "✗ tanh_prime: failed" in outputs[0].data["text/html"]
+    assert "✗ tanh_prime: failed" in outputs[0].data["text/plain"]
+    assert outputs[1].text == "the next line ran\n"
+    assert nbformat.validate(notebook) is None
+
+
+# --- evaluation (plain data) and verdict (pure) -------------------------------------------
+
+
+def test_evaluate_returns_plain_data_and_verdict_reproduces_check():
+    exercise = exercises.get("sigmoid")
+    cases = exercise.make_cases(np.random.default_rng(1))
+    mutant = exercise.mutants[0]
+    behaviours = evaluate(exercise, mutant.fn, cases)
+    assert [b.kind for b in behaviours] == ["returned", "returned"]
+    assert all(isinstance(b.outputs, np.ndarray) for b in behaviours)
+    assert behaviours[1].warned and "overflow" in behaviours[1].warned[0]
+    status, message = verdict(exercise, cases, behaviours)
+    assert status == "failed" and mutant.hint in message
+
+
+def test_verdict_on_each_kind_of_behaviour():
+    exercise = exercises.get("tanh_prime")
+    cases = exercise.make_cases(np.random.default_rng(2))
+    n = len(cases)
+
+    def of(kind, **fields):
+        return verdict(exercise, cases, [Behaviour(kind, **fields)] * n)
+
+    assert of("stub") == ("not started", "not started.")
+    assert of("not implemented")[0] == "not started"
+    assert of("not callable", error="int 1") == ("failed", "expected your function, got int 1")
+    assert "reference solution itself" in of("reference")[1]
+    assert "did not return within 3 s" in of("timed out", seconds=3.0)[1]
+    status, message = of("raised", error_type="ZeroDivisionError", error="x/0\nZeroDivision")
+    assert status == "failed" and message.startswith("your function raised ZeroDivisionError")
+    with pytest.raises(ValueError, match="one behaviour per case"):
+        verdict(exercise, cases, [])
+
+
+# --- tolerances follow the answer's dtype; messages show the difference ------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_correct_float32_answer_always_passes_and_one_off_by_1e_2_fails(seed):
+    for eid in [e for e in ("tanh_prime", "sigmoid_prime", "lstm_cell_forward") if e in ALL_IDS]:
+        exercise = exercises.get(eid)
+        reference = exercise.reference
+
+        def as_float32(*args, _reference=reference):
+            cast = [a.astype(np.float32) if isinstance(a, np.ndarray) else
+                    ({k: v.astype(np.float32) for k, v in a.items()} if isinstance(a, dict)
+                     else a) for a in args]
+            result = _reference(*cast)
+            return tuple(np.asarray(r, np.float32) for r in result) if isinstance(
+                result, tuple) else np.asarray(result, np.float32)
+
+        cases = exercise.make_cases(np.random.default_rng(seed))
+        assert verdict(exercise, cases, evaluate(exercise, as_float32, cases))[0] == "passed", eid
+
+        def off(*args, _f=as_float32):
+            result = _f(*args)
+            return tuple(r + np.float32(1e-2) for r in result) if isinstance(
+                result, tuple) else result + np.float32(1e-2)
+
+        assert verdict(exercise, cases, evaluate(exercise, off, cases))[0] == "failed", eid
+
+
+def test_failure_messages_print_digits_until_the_numbers_differ():
+    assert distinct_digits(0.7767741, 0.7767742) == ("0.7767741", "0.7767742")
+    assert distinct_digits(0.5, 0.25) == ("0.5", "0.25")
+    exercise = exercises.get("tanh_prime")
+    cases = exercise.make_cases(np.random.default_rng(3))
+    status, message = verdict(exercise, cases, evaluate(
+        exercise, lambda z: (1 - np.tanh(z) ** 2) * (1 + 1e-6), cases))
+    assert status == "failed"
+    got, expected = re.search(r"got (\S+), expected (\S+)", message).groups()
+    assert got.rstrip(",") != expected
+
+
+@pytest.mark.slow
+def test_the_warm_up_lesson_with_wrong_answers_runs_to_the_end():
+    """Run All (here nbclient, as nbconvert) reaches the last cell: each failed check shows
+    its failure, later cells use the reference."""
+    from nbclient import NotebookClient
+
+    from .grading_tools import WARMUP_IDS, mutant_source, warmup
+
+    notebook = warmup({eid: mutant_source(eid, 0) for eid in WARMUP_IDS}, full=True)
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    shown = [o.data["text/html"] for cell in code for o in cell.outputs
+             if o.output_type == "display_data" and "text/html" in o.data]
+    for eid in WARMUP_IDS:
+        assert any(f"✗ {eid}: failed" in html for html in shown), eid
+    last = "".join(o.get("text", "") for o in code[-1].outputs)
+    assert "using the reference solution, yours failed its check" in last

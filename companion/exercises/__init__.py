@@ -7,7 +7,7 @@ In a lesson::
     def sigmoid(z):
         raise NotImplementedError  # your code here
 
-    check("sigmoid", sigmoid)      # "not started", a specific failure, or "passed"
+    check("sigmoid", sigmoid)      # "not started", a specific failure (shown), or "passed"
     hint("sigmoid")                # a nudge; hint("sigmoid", 2) a bigger one
     my_sigmoid = use("sigmoid", sigmoid)  # yours once it passes, the reference until then
 
@@ -32,11 +32,14 @@ from companion.exercises.core import (
     FAILED,
     NOT_STARTED,
     PASSED,
+    Behaviour,
+    CheckFailure,
     Exercise,
     ExerciseFailed,
     Mutant,
     Output,
     check,
+    evaluate,
     get,
     hint,
     hint_text,
@@ -46,6 +49,7 @@ from companion.exercises.core import (
     show_solution,
     solution,
     use,
+    verdict,
 )
 
 _CHAPTER_MODULE = re.compile(r"warmup|ch\d\d_\w+")
@@ -62,7 +66,7 @@ for _name in chapter_modules():
     importlib.import_module(f"{__name__}.{_name}")  # each registers its exercises on import
 
 __all__ = [
-    "FAILED", "NOT_STARTED", "PASSED", "Exercise", "ExerciseFailed", "Mutant", "Output",
-    "check", "chapter_modules", "get", "hint", "hint_text", "ids", "register", "results",
-    "show_solution", "solution", "use",
+    "FAILED", "NOT_STARTED", "PASSED", "Behaviour", "CheckFailure", "Exercise",
+    "ExerciseFailed", "Mutant", "Output", "check", "chapter_modules", "evaluate", "get", "hint",
+    "hint_text", "ids", "register", "results", "show_solution", "solution", "use", "verdict",
 ]

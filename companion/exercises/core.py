@@ -15,13 +15,21 @@ most specific problem first:
 6. its values are wrong: if a registered mutant reproduces them, give that mutant's
    hint; otherwise say where the values differ.
 
-A correct answer prints one line saying what was checked.
+A correct answer prints one line saying what was checked; a wrong one is shown as a
+formatted failure and recorded, without raising (``strict=True`` or the environment variable
+``COMPANION_STRICT_CHECKS=1`` make it raise :class:`ExerciseFailed`).
+
+The work is split in two so that the grader can use the very same logic across processes:
+:func:`evaluate` runs the candidate on the cases and keeps only plain data per case (a
+:class:`Behaviour`), and :func:`verdict` turns cases and behaviours into ``(status, message)``
+without ever calling the candidate. ``check`` is ``make_cases`` + ``evaluate`` + ``verdict``.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import html
 import inspect
 import os
 import signal
@@ -190,7 +198,8 @@ def results() -> dict[str, dict]:
     """Outcome of the latest check of each exercise in this process.
 
     ``{exercise_id: {"status": "passed" | "failed" | "not started", "message": str,
-    "points": int}}`` — the grader reads this after running a notebook.
+    "points": int}}``: the learner's own record (the grader never reads it: it computes
+    its verdicts in its own process, see :mod:`companion.grading`).
     """
     return {
         exercise_id: {key: value for key, value in record.items() if key != "candidate"}
@@ -204,7 +213,9 @@ def use(exercise_id: str, candidate: Callable) -> Callable:
     record = _RESULTS.get(exercise_id)
     if record and record["status"] == PASSED and record.get("candidate") is candidate:
         return candidate
-    print(f"({exercise_id}: using the reference solution until yours passes its check)")
+    why = "yours failed its check" if record and record["status"] == FAILED else (
+        "until yours passes its check")
+    print(f"({exercise_id}: using the reference solution, {why})")
     return get(exercise_id).reference
 
 
@@ -217,30 +228,87 @@ def _record(exercise: Exercise, status: str, message: str, candidate=None) -> No
     }
 
 
-def check(exercise_id: str, candidate: Callable) -> None:
+STRICT_ENV = "COMPANION_STRICT_CHECKS"
+
+
+def check(exercise_id: str, candidate: Callable, *, strict: bool | None = None) -> None:
     """Check a learner's function against the reference on fresh random inputs.
 
-    Prints one line when the candidate passes or is still a stub; raises
-    :class:`ExerciseFailed` with a specific message otherwise.
+    Prints one line when the candidate passes or is still a stub. When it is wrong, shows
+    a formatted failure (what is wrong, the hint, the equation to reread), records it and
+    returns, so that "Run All" reaches the end of the lesson (later cells then use the
+    reference, see :func:`use`). With ``strict=True``, or the environment variable
+    ``COMPANION_STRICT_CHECKS=1``, a failure raises :class:`ExerciseFailed` instead.
     """
     __tracebackhide__ = True  # IPython and pytest hide this frame from tracebacks
     exercise = get(exercise_id)
-    try:
-        summary = _run_check(exercise, candidate)
-    except _NotStarted as not_started:
-        message = f"{exercise_id}: not started{not_started.detail}."
-        _record(exercise, NOT_STARTED, message)
+    cases = exercise.make_cases(np.random.default_rng())
+    status, message = verdict(exercise, cases, evaluate(exercise, candidate, cases))
+    if status == NOT_STARTED:
+        _record(exercise, NOT_STARTED, f"{exercise_id}: {message}")
         print(
-            f"… {message} Fill in the function, run its cell, then this one. "
+            f"… {exercise_id}: {message} Fill in the function, run its cell, then this one. "
             "Until then later cells use the reference solution."
         )
-        return None
-    except ExerciseFailed as failure:
-        _record(exercise, FAILED, str(failure))
-        raise ExerciseFailed(f"{exercise_id}: {failure}") from None
-    _record(exercise, PASSED, summary, candidate)
-    print(f"✓ {exercise_id}: passed — {summary}")
+    elif status == PASSED:
+        _record(exercise, PASSED, message, candidate)
+        print(f"✓ {exercise_id}: passed — {message}")
+    else:
+        _record(exercise, FAILED, message)
+        if strict if strict is not None else os.environ.get(STRICT_ENV) == "1":
+            raise ExerciseFailed(f"{exercise_id}: {message}")
+        _show(CheckFailure(exercise_id, message))
     return None
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """A failed check as shown in a notebook: the message (what is wrong, then the hint and
+    the equation to reread) and what happens next. Jupyter renders the HTML form; a
+    terminal prints the plain text."""
+
+    exercise_id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"✗ {self.exercise_id}: failed — {self.message}\n{self.next_step}"
+
+    __repr__ = __str__
+
+    @property
+    def next_step(self) -> str:
+        return ("(Later cells use the reference solution until yours passes. "
+                f"Fix the function, rerun its cell and this one; hint({self.exercise_id!r}) "
+                "gives a nudge.)")
+
+    def _repr_html_(self) -> str:
+        first, _, rest = self.message.partition("\n")
+        body = f"<pre style='white-space:pre-wrap;margin:0.4em 0'>{html.escape(rest)}</pre>" \
+            if rest else ""
+        return (
+            "<div class='companion-check-failed' style='border-left:4px solid #c62828;"
+            "padding:0.4em 0.8em;background:rgba(198,40,40,0.06)'>"
+            f"<strong>✗ {html.escape(self.exercise_id)}: failed</strong> — "
+            f"{html.escape(first)}{body}<em>{html.escape(self.next_step)}</em></div>"
+        )
+
+    def _repr_markdown_(self) -> str:
+        quoted = "\n".join(f"> {line}" if line else ">" for line in self.message.splitlines())
+        return f"**✗ {self.exercise_id}: failed**\n\n{quoted}\n\n*{self.next_step}*"
+
+
+def _show(failure: CheckFailure) -> None:
+    """Display the failure as rich output under IPython (one output, no traceback), else
+    print it."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(failure)
+    else:
+        print(failure)
 
 
 class _NotStarted(Exception):
@@ -249,20 +317,104 @@ class _NotStarted(Exception):
         self.detail = detail
 
 
-def _run_check(exercise: Exercise, candidate: Callable) -> str:
+# --- evaluation: run the candidate, keep only plain data ----------------------------------
+
+RETURNED = "returned"
+RAISED = "raised"
+NOT_IMPLEMENTED = "not implemented"
+TIMED_OUT = "timed out"
+NOT_RUN = "not run"
+STUB = "stub"
+NOT_CALLABLE = "not callable"
+REFERENCE = "reference"
+BEHAVIOUR_KINDS = (RETURNED, RAISED, NOT_IMPLEMENTED, TIMED_OUT, NOT_RUN, STUB, NOT_CALLABLE,
+                   REFERENCE)
+
+
+@dataclass
+class Behaviour:
+    """What the learner's function did on one case, as plain data (no live objects).
+
+    ``kind`` is one of :data:`BEHAVIOUR_KINDS`. For ``returned``: ``outputs`` (what it
+    returned), ``warned`` (the warnings it emitted) and ``args_after`` (its arguments after
+    the call, to detect in-place modification). For ``raised``: ``error`` (the exception's
+    text with the learner's frames only). For ``timed out``: ``seconds``, the limit. For
+    ``not callable``: ``error`` describes what was given instead of a function.
+    """
+
+    kind: str
+    outputs: object = None
+    warned: tuple[str, ...] = ()
+    args_after: list | None = None
+    error: str = ""
+    error_type: str = ""
+    seconds: float = 0.0
+
+
+def evaluate(exercise: Exercise, candidate, cases: list[dict],
+             time_limit: float | None = None) -> list[Behaviour]:
+    """Run ``candidate`` on every case (on deep copies of its arguments) and describe what
+    it did, one :class:`Behaviour` per case. After a case runs past ``time_limit``
+    (default: the exercise's), the remaining cases are not run."""
     if not callable(candidate):
-        raise ExerciseFailed(
-            f"expected your function, got {type(candidate).__name__} {candidate!r:.60}"
-        )
+        given = f"{type(candidate).__name__} {candidate!r:.60}"
+        return [Behaviour(NOT_CALLABLE, error=given) for _ in cases]
     if _is_stub(candidate):
-        raise _NotStarted()
+        return [Behaviour(STUB) for _ in cases]
     if candidate is exercise.reference:
-        raise ExerciseFailed("this is the reference solution itself; write your own function")
-    rng = np.random.default_rng()
-    cases = exercise.make_cases(rng)
+        return [Behaviour(REFERENCE) for _ in cases]
+    seconds = exercise.time_limit if time_limit is None else time_limit
+    behaviours: list[Behaviour] = []
     for case in cases:
-        _check_case(exercise, candidate, case, cases)
-    return f"{exercise.what} ({len(cases)} random cases)"
+        if behaviours and behaviours[-1].kind in (TIMED_OUT, NOT_RUN):
+            behaviours.append(Behaviour(NOT_RUN))
+            continue
+        behaviours.append(_behaviour(candidate, case, seconds))
+    return behaviours
+
+
+def _behaviour(candidate: Callable, case: dict, seconds: float) -> Behaviour:
+    try:
+        with _time_limit(seconds):
+            return _call(candidate, case)
+    except _TimedOut:
+        return Behaviour(TIMED_OUT, seconds=seconds)
+    except NotImplementedError:
+        return Behaviour(NOT_IMPLEMENTED)
+    except Exception as error:  # the learner's bug, reported, never ours
+        return Behaviour(RAISED, error=_learner_traceback(error),
+                         error_type=type(error).__name__)
+
+
+# --- verdict: pure, from the cases and the behaviours --------------------------------------
+
+
+def verdict(exercise: Exercise, cases: list[dict],
+            behaviours: list[Behaviour]) -> tuple[str, str]:
+    """``(status, message)`` for a candidate that behaved as ``behaviours`` on ``cases``.
+
+    The most specific problem first (see the module's docstring); a registered mutant that
+    behaves exactly like the candidate on every case gives its hint. Runs only the
+    reference and the mutants, never the candidate: the behaviours may come from another
+    process (the grader's kernel)."""
+    if len(behaviours) != len(cases):
+        raise ValueError(f"expected one behaviour per case ({len(cases)}), "
+                         f"got {len(behaviours)}")
+    first = behaviours[0] if behaviours else Behaviour(NOT_RUN)
+    if first.kind == NOT_CALLABLE:
+        return FAILED, f"expected your function, got {first.error}"
+    if first.kind == STUB:
+        return NOT_STARTED, f"{NOT_STARTED}."
+    if first.kind == REFERENCE:
+        return FAILED, "this is the reference solution itself; write your own function"
+    try:
+        for case, behaviour in zip(cases, behaviours, strict=True):
+            _judge_case(exercise, case, behaviour, cases, behaviours)
+    except _NotStarted as not_started:
+        return NOT_STARTED, f"{NOT_STARTED}{not_started.detail}."
+    except ExerciseFailed as failure:
+        return FAILED, str(failure)
+    return PASSED, f"{exercise.what} ({len(cases)} random cases)"
 
 
 def _is_stub(func: Callable) -> bool:
@@ -287,16 +439,7 @@ def _is_stub(func: Callable) -> bool:
     return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
 
 
-@dataclass
-class _Behaviour:
-    """What a function did on one case: its outputs and the warnings it emitted."""
-
-    outputs: tuple
-    warned: tuple[str, ...]
-    args_after: list
-
-
-def _call(func: Callable, case: dict) -> _Behaviour:
+def _call(func: Callable, case: dict) -> Behaviour:
     """Call ``func`` on deep copies of the case's arguments, recording warnings and what
     the arguments look like afterwards (to detect in-place modification)."""
     args = [copy.deepcopy(value) for value in case.values()]
@@ -305,7 +448,7 @@ def _call(func: Callable, case: dict) -> _Behaviour:
         with np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"):
             result = func(*args)
     warned = tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
-    return _Behaviour(result, warned, args)
+    return Behaviour(RETURNED, result, warned, args)
 
 
 def _learner_traceback(error: BaseException) -> str:
@@ -344,36 +487,36 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _check_case(exercise: Exercise, candidate: Callable, case: dict, cases: list[dict]) -> None:
-    try:
-        with _time_limit(exercise.time_limit):
-            got = _call(candidate, case)
-    except _TimedOut:
+def _judge_case(exercise: Exercise, case: dict, got: Behaviour, cases: list[dict],
+                behaviours: list[Behaviour]) -> None:
+    """Raise the most specific problem of the candidate's behaviour on one case."""
+    if got.kind == TIMED_OUT:
         raise ExerciseFailed(
-            f"your function did not return within {exercise.time_limit:g} s on "
+            f"your function did not return within {got.seconds:g} s on "
             f"{_describe(case)}: is there an endless loop?"
-        ) from None
-    except NotImplementedError:
-        raise _NotStarted(" (your function still raises NotImplementedError)") from None
-    except Exception as error:  # the learner's bug, reported, never ours
+        )
+    if got.kind == NOT_IMPLEMENTED:
+        raise _NotStarted(" (your function still raises NotImplementedError)")
+    if got.kind == RAISED:
         raise ExerciseFailed(
-            f"your function raised {type(error).__name__} on {_describe(case)}:\n"
-            f"{_learner_traceback(error)}"
-        ) from None
+            f"your function raised {got.error_type} on {_describe(case)}:\n{got.error}"
+        )
+    if got.kind != RETURNED:
+        raise ExerciseFailed(f"your function was not run on {_describe(case)} ({got.kind})")
     outputs = _structure(exercise, got.outputs)
     expected = _call(exercise.reference, case)
     expected_outputs = _structure(exercise, expected.outputs)
     _check_types_and_shapes(exercise, outputs, expected_outputs, case)
     _check_not_mutated(case, got.args_after)
     if exercise.warnings_are_errors and got.warned:
-        hint = _matching_mutant_hint(exercise, candidate, case, got, cases)
+        hint = _matching_mutant_hint(exercise, cases, behaviours)
         raise ExerciseFailed(
             f"your function emitted a warning on {_describe(case)}: {got.warned[0]}"
             + (f"\nHint: {hint}" if hint else "")
             + f"\n(see {exercise.equation})"
         )
     if not _same_values(exercise, outputs, expected_outputs):
-        hint = _matching_mutant_hint(exercise, candidate, case, got, cases)
+        hint = _matching_mutant_hint(exercise, cases, behaviours)
         where = _where_values_differ(exercise, outputs, expected_outputs)
         if hint:
             raise ExerciseFailed(f"wrong values. Hint: {hint}\n(see {exercise.equation}; {where})")
@@ -411,7 +554,7 @@ def _structure(exercise: Exercise, result) -> tuple:
     if not isinstance(result, tuple | list):
         raise ExerciseFailed(
             f"expected {len(exercise.outputs)} outputs ({names}) as a tuple, "
-            f"got a single {type(result).__name__}"
+            f"got a single {_type_name(result)}"
         )
     if len(result) != len(exercise.outputs):
         raise ExerciseFailed(
@@ -439,7 +582,7 @@ def _check_dict_output(spec, got, want, case) -> None:
     if not isinstance(got, dict):
         raise ExerciseFailed(
             f"output `{spec.name}` should be a dict with keys {sorted(want)}, "
-            f"got {type(got).__name__}"
+            f"got {_type_name(got)}"
         )
     if set(got) != set(want):
         missing = sorted(set(want) - set(got))
@@ -456,8 +599,26 @@ def _check_dict_output(spec, got, want, case) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Opaque:
+    """Stands for a value that another process could not send as plain data (an object
+    array, a torch tensor, any other object): its type, module and dtype if any."""
+
+    type_name: str
+    module: str = ""
+    dtype: str = ""
+
+
 def _check_numeric(name: str, value) -> None:
     """Outputs must be real numbers: a NumPy array or scalar, or a Python int/float."""
+    if isinstance(value, Opaque):
+        if value.dtype:
+            raise ExerciseFailed(f"{name} should hold real numbers, got dtype {value.dtype}")
+        raise ExerciseFailed(
+            f"{name} should be a NumPy array, got {value.type_name}"
+            + (" (call .detach().numpy() on a torch tensor)"
+               if value.module.startswith("torch") else "")
+        )
     if not isinstance(value, np.ndarray | np.generic | float | int) or isinstance(value, bool):
         raise ExerciseFailed(
             f"{name} should be a NumPy array, got {type(value).__name__}"
@@ -466,6 +627,10 @@ def _check_numeric(name: str, value) -> None:
     dtype = np.asarray(value).dtype
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise ExerciseFailed(f"{name} should hold real numbers, got dtype {dtype}")
+
+
+def _type_name(value) -> str:
+    return value.type_name if isinstance(value, Opaque) else type(value).__name__
 
 
 def _is_tensor(value) -> bool:
@@ -482,13 +647,35 @@ def _named(outputs, names=None):
             yield name, value
 
 
+LOW_PRECISION_FACTOR = 1000.0
+
+
+def _tolerances(exercise: Exercise, got, want) -> tuple[float, float]:
+    """``(rtol, atol)`` for comparing ``got`` with ``want``: the exercise's, widened to the
+    precision of the less precise floating dtype of the two (e.g. float32's eps 1.2e-7 gives
+    rtol 1.2e-4 and atol 1.2e-4 times the largest expected magnitude), so that a correct
+    float32 answer passes and an answer off by 1e-2 fails. float64 keeps the exercise's."""
+    eps = max((float(np.finfo(value.dtype).eps) for value in (got, want)
+               if np.issubdtype(value.dtype, np.floating)), default=0.0)
+    rtol = max(exercise.rtol, LOW_PRECISION_FACTOR * eps)
+    finite = np.abs(want[np.isfinite(want)]) if want.size else want
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    atol = max(exercise.atol, LOW_PRECISION_FACTOR * eps * scale)
+    return rtol, atol
+
+
+def _close(exercise: Exercise, got, want) -> bool:
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return False
+    rtol, atol = _tolerances(exercise, got, want)
+    return bool(np.allclose(got.astype(float), want.astype(float), rtol=rtol, atol=atol,
+                            equal_nan=True))
+
+
 def _same_values(exercise: Exercise, outputs, expected_outputs) -> bool:
     return all(
-        np.shape(a) == np.shape(b)
-        and np.allclose(
-            np.asarray(a, dtype=float), np.asarray(b, dtype=float),
-            rtol=exercise.rtol, atol=exercise.atol, equal_nan=True,
-        )
+        _close(exercise, a, b)
         for (_, a), (_, b) in zip(_named(outputs), _named(expected_outputs), strict=True)
     )
 
@@ -497,61 +684,59 @@ def _where_values_differ(exercise: Exercise, outputs, expected_outputs) -> str:
     names = [output.name for output in exercise.outputs]
     pairs = zip(_named(outputs, names), _named(expected_outputs, names), strict=True)
     for (name, got), (_, want) in pairs:
+        if _close(exercise, got, want):
+            continue
         got = np.asarray(got, dtype=float)
         want = np.asarray(want, dtype=float)
-        if np.allclose(got, want, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True):
-            continue
         error = np.abs(got - want)
         error = np.where(np.isnan(error), np.inf, error)
         index = np.unravel_index(int(np.argmax(error)), error.shape) if error.ndim else ()
         at = f" at index {tuple(int(i) for i in index)}" if index else ""
+        shown_got, shown_want = distinct_digits(float(got[index]), float(want[index]))
         return (
             f"`{name}` differs from the reference; largest error {float(error[index]):.3g}"
-            f"{at}: got {float(got[index]):.6g}, expected {float(want[index]):.6g}"
+            f"{at}: got {shown_got}, expected {shown_want}"
         )
     return "values differ"
 
 
-def _matching_mutant_hint(
-    exercise: Exercise, candidate: Callable, case: dict, got: _Behaviour, cases: list[dict]
-) -> str | None:
-    """The hint of the first mutant that behaves exactly like the candidate on the failing
-    case *and* on every other case of this check (one case alone can make two different
-    mistakes coincide, e.g. two wrong samplers drawing the same character)."""
+def distinct_digits(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` printed with at least 6 significant digits, and more until the two
+    texts differ (up to the 17 that identify a float64)."""
+    for digits in range(6, 18):
+        shown_a, shown_b = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if shown_a != shown_b:
+            return shown_a, shown_b
+    return repr(a), repr(b)
+
+
+def _matching_mutant_hint(exercise: Exercise, cases: list[dict],
+                          behaviours: list[Behaviour]) -> str | None:
+    """The hint of the first mutant that behaves exactly like the candidate on *every*
+    case of this check (one case alone can make two different mistakes coincide, e.g. two
+    wrong samplers drawing the same character)."""
     for mutant in exercise.mutants:
-        if not _behaves_alike(exercise, mutant.fn, case, got):
-            continue
-        others = [other for other in cases if other is not case]
-        if all(_behaves_alike(exercise, mutant.fn, other,
-                              _safe_call(candidate, other, exercise.time_limit))
-               for other in others):
+        if all(_behaves_alike(exercise, mutant.fn, case, got)
+               for case, got in zip(cases, behaviours, strict=True)):
             return mutant.hint
     return None
 
 
-def _safe_call(func: Callable, case: dict, seconds: float) -> _Behaviour | None:
-    """The candidate's behaviour on another case, or None if it raised or ran too long."""
-    try:
-        with _time_limit(seconds):
-            return _call(func, case)
-    except (Exception, _TimedOut):
-        return None
-
-
-def _behaves_alike(exercise: Exercise, mutant_fn: Callable, case: dict, got) -> bool:
-    if got is None:
+def _behaves_alike(exercise: Exercise, mutant_fn: Callable, case: dict,
+                   got: Behaviour) -> bool:
+    if got.kind != RETURNED:
         return False
     try:
         behaviour = _call(mutant_fn, case)
         mutant_outputs = _structure(exercise, behaviour.outputs)
         candidate_outputs = _structure(exercise, got.outputs)
+        return (
+            bool(behaviour.warned) == bool(got.warned)
+            and _same_shapes(candidate_outputs, mutant_outputs)
+            and _same_values(exercise, candidate_outputs, mutant_outputs)
+        )
     except Exception:
         return False
-    return (
-        bool(behaviour.warned) == bool(got.warned)
-        and _same_shapes(candidate_outputs, mutant_outputs)
-        and _same_values(exercise, candidate_outputs, mutant_outputs)
-    )
 
 
 def _same_shapes(a: Sequence, b: Sequence) -> bool:
