@@ -6,8 +6,9 @@ The companion uses PyTorch's single-layer layout with the ``_l0`` suffix dropped
     torch.nn.LSTMCell(D, H).weight_ih <->  params["weight_ih"]   (4H, D)
 
 Supported: the torch module of every kind in :mod:`companion.cells` -- ``nn.RNN``,
-``nn.LSTM``, ``nn.GRU`` and the companion's own :class:`companion.models.CIFG` -- with
-``num_layers=1``, ``bidirectional=False`` (and ``proj_size=0`` for the LSTM); ``batch_first``
+``nn.LSTM``, ``nn.GRU`` and the companion's own :class:`companion.models.CIFG` (with
+``proj_size=0`` for the LSTM).  Several layers or directions keep torch's names
+(``weight_ih_l1_reverse``: the keys of ``module.state_dict()``).  ``batch_first``
 does not affect parameters, so both settings are fine (the companion's ``forward`` is always
 time-major: transpose with ``x.transpose(1, 0, 2)``).  Also the one-step modules
 ``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``.
@@ -54,24 +55,30 @@ def module_kind(module) -> str:
     raise ValueError(f"module must be one of {names}, got {type(module).__name__}")
 
 
-def _suffix(module) -> str:
-    """``"_l0"`` for the sequence modules (after checking they are supported), ``""`` for cells."""
+def _layers(module) -> list[tuple[str, int]]:
+    """``(suffix, input size)`` of each layer and direction of ``module`` in torch's order:
+    ``[("", D)]`` for a one-step module, ``[("_l0", D)]`` for a single-layer sequence module,
+    ``[("_l0", D), ("_l0_reverse", D), ("_l1", 2H), ...]`` for deeper or bidirectional ones."""
     import torch.nn as nn
 
     module_kind(module)
     if isinstance(module, nn.RNNCellBase):
-        return ""
-    name = type(module).__name__
-    if getattr(module, "num_layers", 1) != 1:
-        raise ValueError(f"unsupported {name}: num_layers={module.num_layers}; only single-layer "
-                         "modules map onto the companion's params")
-    if getattr(module, "bidirectional", False):
-        raise ValueError(f"unsupported {name}: bidirectional=True; only unidirectional modules "
-                         "map onto the companion's params")
+        return [("", module.input_size)]
     if getattr(module, "proj_size", 0):
-        raise ValueError(f"unsupported {name}: proj_size={module.proj_size}; LSTMs with "
-                         "projections are not supported")
-    return "_l0"
+        raise ValueError(f"unsupported {type(module).__name__}: proj_size={module.proj_size}; "
+                         "LSTMs with projections are not supported")
+    directions = ["", "_reverse"] if getattr(module, "bidirectional", False) else [""]
+    return [(f"_l{k}{direction}",
+             module.input_size if k == 0 else module.hidden_size * len(directions))
+            for k in range(getattr(module, "num_layers", 1)) for direction in directions]
+
+
+def _layer_keys(layers: list[tuple[str, int]]) -> list[dict[str, str]]:
+    """For each layer, ``{cell key: params key}``. A single layer uses the companion's cell keys
+    (``weight_ih`` ...); several use torch's own names (``weight_ih_l1_reverse`` ...), as in
+    ``module.state_dict()``."""
+    single = len(layers) == 1
+    return [{key: key if single else key + suffix for key in _KEYS} for suffix, _ in layers]
 
 
 def forward_kwargs(module) -> dict:
@@ -90,29 +97,32 @@ def from_torch(module) -> dict[str, np.ndarray]:
     """Return ``module``'s parameters as a companion ``params`` dict of float64 NumPy copies.
 
     Args:
-        module: a single-layer, unidirectional ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` /
-            :class:`companion.models.CIFG` or an ``nn.RNNCell`` / ``nn.LSTMCell`` /
-            ``nn.GRUCell``.
+        module: an ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` / :class:`companion.models.CIFG` or
+            an ``nn.RNNCell`` / ``nn.LSTMCell`` / ``nn.GRUCell``.
 
     Returns:
+        For a one-step or single-layer unidirectional module, the companion's cell params
         ``{"weight_ih": (G*H, D), "weight_hh": (G*H, H), "bias_ih": (G*H,),
         "bias_hh": (G*H,)}`` with ``G`` the kind's number of gate blocks in
         :mod:`companion.cells` (RNN 1; LSTM 4, blocks i, f, g, o; GRU 3, blocks r, z, n;
-        CIFG 3, blocks f, g, o); zero biases if the module has ``bias=False``.
+        CIFG 3, blocks f, g, o); zero biases if the module has ``bias=False``.  For several
+        layers or directions, the same arrays under torch's names, as ``module.state_dict()``
+        has them: ``weight_ih_l0``, ``weight_ih_l0_reverse``, ``weight_ih_l1`` (``(G*H, 2H)``
+        after a bidirectional layer), ...
 
     Raises:
-        ValueError: for other modules, ``num_layers > 1``, ``bidirectional=True`` or
-            ``proj_size > 0``.
+        ValueError: for other modules, or an LSTM with ``proj_size > 0``.
     """
-    suffix = _suffix(module)
-    weight_hh = getattr(module, "weight_hh" + suffix)
+    rows = cells.get(module_kind(module)).gate_count * module.hidden_size
+    layers = _layers(module)
     params = {}
-    for key in _KEYS:
-        tensor = getattr(module, key + suffix, None)
-        if tensor is None:  # bias=False
-            params[key] = np.zeros(weight_hh.shape[0], np.float64)
-        else:
-            params[key] = tensor.detach().to("cpu").double().numpy().copy()
+    for (suffix, _), names in zip(layers, _layer_keys(layers), strict=True):
+        for key, name in names.items():
+            tensor = getattr(module, key + suffix, None)
+            if tensor is None:  # bias=False
+                params[name] = np.zeros(rows, np.float64)
+            else:
+                params[name] = tensor.detach().to("cpu").double().numpy().copy()
     return params
 
 
@@ -127,27 +137,39 @@ def to_torch(params: dict, module):
     """
     import torch
 
-    suffix = _suffix(module)
     kind = module_kind(module)
+    layers = _layers(module)
     peepholes = [key for key in params if key.startswith("weight_peep_")]
     if peepholes:
         raise ValueError(f"params has peephole weights {peepholes}; torch.nn.LSTM has no "
                          "peephole connections")
-    input_size, hidden_size, arrays = check_params(params,
-                                                   gate_count=cells.get(kind).gate_count)
-    if (input_size, hidden_size) != (module.input_size, module.hidden_size):
-        raise ValueError(
-            f"params have input_size D={input_size}, hidden_size H={hidden_size} but the "
-            f"{type(module).__name__} has D={module.input_size}, H={module.hidden_size}"
-        )
+    layer_keys = _layer_keys(layers)
+    if len(layers) > 1:  # torch's names: check them before the shapes of each layer
+        expected = {name for names in layer_keys for name in names.values()}
+        missing, unexpected = sorted(expected - set(params)), sorted(set(params) - expected)
+        if missing or unexpected:
+            raise ValueError(f"params for this {type(module).__name__} must have the keys of "
+                             f"its state_dict(); missing {missing}, unexpected {unexpected}")
+    arrays = {}
+    for (suffix, layer_input), names in zip(layers, layer_keys, strict=True):
+        layer_params = {key: params[name] for key, name in names.items() if name in params}
+        input_size, hidden_size, checked = check_params(
+            layer_params, gate_count=cells.get(kind).gate_count)
+        if (input_size, hidden_size) != (layer_input, module.hidden_size):
+            where = f" (layer {suffix[1:]})" if len(layers) > 1 else ""
+            raise ValueError(
+                f"params{where} have input_size D={input_size}, hidden_size H={hidden_size} "
+                f"but the {type(module).__name__} has D={layer_input}, H={module.hidden_size}"
+            )
+        arrays.update({(names[key], key + suffix): checked[key] for key in _KEYS})
     with torch.no_grad():
-        for key in _KEYS:
-            target = getattr(module, key + suffix, None)
+        for (name, attribute), value in arrays.items():
+            target = getattr(module, attribute, None)
             if target is None:
-                if np.any(arrays[key] != 0):
-                    raise ValueError(f"params[{key!r}] is not zero but the "
+                if np.any(value != 0):
+                    raise ValueError(f"params[{name!r}] is not zero but the "
                                      f"{type(module).__name__} was built with bias=False")
                 continue
-            source = torch.from_numpy(np.ascontiguousarray(arrays[key]))
+            source = torch.from_numpy(np.ascontiguousarray(value))
             target.copy_(source.to(device=target.device, dtype=target.dtype))
     return module
