@@ -45,13 +45,12 @@ from torch import nn
 
 from companion import cells
 from companion.models import SequenceModel
-from companion.sizing import forget_gate_bias, matched_hidden_size, param_count
+from companion.sizing import matched_hidden_size, param_count
 from companion.tasks import ADDING_BASELINE_MSE, adding_task, copy_task, gap_task
 from companion.training import train
 
-__all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "forget_gate_bias",
-           "matched_hidden_size", "param_count", "run_one", "run_sweep", "load_sweep",
-           "time_per_step", "task_model"]
+__all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "run_one",
+           "run_sweep", "load_sweep", "time_per_step", "task_model"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SWEEP_FILE = DATA_DIR / "sweep_results.jsonl"
