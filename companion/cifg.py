@@ -98,13 +98,13 @@ def init_params(
 
 def gates(params: dict) -> dict[str, GateParams]:
     """Per-gate views ``{"f", "g", "o"} -> GateParams(W_x, W_h, b_x, b_h)`` (views)."""
-    check_params(params, gate_count=3)
+    check_params(params, gate_count=len(GATE_NAMES))
     return split_gates(params, GATE_NAMES)
 
 
 def _prepare(x, state, params, *, step: bool):
     """Validate and cast to one dtype; return ``(x, h, c, params)``."""
-    input_size, hidden_size, arrays = check_params(params, gate_count=3)
+    input_size, hidden_size, arrays = check_params(params, gate_count=len(GATE_NAMES))
     names = ("h_prev", "c_prev") if step else ("h0", "c0")
     if step:
         x = check_step_input(x, input_size)

@@ -1,25 +1,30 @@
-"""Chapter 6: plain RNN, LSTM and GRU trained side by side on tasks with long-range
-dependencies, for a sweep of sequence lengths and several seeds.
+"""Chapter 6: a plain RNN, two LSTMs (PyTorch's default biases, and forget-gate bias 1), the
+GRU and the coupled LSTM (CIFG) trained side by side on tasks with long-range dependencies,
+for a sweep of sequence lengths and several seeds.
 
-* :func:`param_count` -- parameters of one ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` layer, used
-  to give every model the same budget (:func:`matched_hidden_size`);
-* :func:`forget_gate_bias` -- set the initial forget-gate bias of a PyTorch LSTM
-  (Jozefowicz et al. 2015 recommend 1);
-* :func:`run_one` -- train one model on one task at one length with one seed and return a
-  JSON-ready record (learning curve, final score, success, time per step);
+* :data:`MODELS`, :data:`TASKS` -- the race's entrants and its tasks (how each is generated,
+  read out, scored and judged);
+* :func:`run_one` -- train one model on one task at one length with one seed
+  (:func:`companion.training.train`) and return a JSON-ready record (learning curve, final
+  score, success, time per step);
 * :func:`run_sweep` -- many runs, **resumable**: each finished run is appended as one line to
   a JSON-lines file, and runs already in the file are skipped;
-* :func:`load_sweep` -- read such a file back.
+* :func:`load_sweep` -- read such a file back;
+* :func:`time_per_step` -- the cost of one training step of each model, measured in turns.
+
+Parameter counts and matched sizes are in :mod:`companion.sizing`, the models in
+:mod:`companion.models`.
 
 The full sweep behind the chapter's figures is regenerated with::
 
     python -m companion.experiments --full
 
 which writes ``companion/data/sweep_results.jsonl`` (interrupt it at any time and run the same
-command again to continue). ``--tiny`` runs a seconds-long version into another file.
+command again to continue; a model added to :data:`FULL` later is run into the same file).
+``--tiny`` runs a seconds-long version into another file.
 
 Everything runs on the CPU with one thread (``torch.set_num_threads(1)``), so that the time
-per step of the three cells is compared on equal terms and results are reproducible.
+per step of the cells is compared on equal terms and results are reproducible.
 """
 
 from __future__ import annotations
@@ -38,14 +43,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from companion import cells
 from companion.models import SequenceModel
-from companion.sizing import forget_gate_bias, matched_hidden_size, param_count
+from companion.sizing import matched_hidden_size, param_count
 from companion.tasks import ADDING_BASELINE_MSE, adding_task, copy_task, gap_task
 from companion.training import train
 
-__all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "forget_gate_bias",
-           "matched_hidden_size", "param_count", "run_one", "run_sweep", "load_sweep",
-           "time_per_step", "task_model"]
+__all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "run_one",
+           "run_sweep", "load_sweep", "time_per_step", "task_model"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SWEEP_FILE = DATA_DIR / "sweep_results.jsonl"
@@ -294,12 +299,15 @@ def time_per_step(models: dict[str, tuple[str, int]], task: str = "adding", leng
 
 
 def _timing_models(config: SweepConfig) -> dict[str, tuple[str, int]]:
-    """The three cells at matched parameter counts, and at the LSTM's hidden size."""
+    """The cells that have a PyTorch kernel (``nn.RNN``, ``nn.LSTM``, ``nn.GRU``) at matched
+    parameter counts, and at the LSTM's hidden size.  Kinds without one (the CIFG, a loop
+    written in Python) are left out: their time would measure our loop, not the cell."""
     matched = hidden_sizes("adding", config)
+    built_in = [kind for kind in cells.KINDS if cells.get(kind).torch_class is not None]
     models = {f"{cell} (matched, H={matched[cell]})": (cell, matched[cell])
-              for cell in ("rnn", "lstm", "gru") if cell in matched}
+              for cell in built_in if cell in matched}
     models.update({f"{cell} (H={config.lstm_hidden})": (cell, config.lstm_hidden)
-                   for cell in ("rnn", "gru")})
+                   for cell in built_in if cell != "lstm"})
     return models
 
 
@@ -427,7 +435,8 @@ def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = T
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m companion.experiments",
-        description="Train RNN, LSTM and GRU on the adding, copy and gap tasks (resumable).")
+        description="Train RNN, LSTM, GRU and CIFG on the adding, copy and gap tasks "
+                    "(resumable).")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--full", action="store_true", help="the chapter's full sweep")
     which.add_argument("--tiny", action="store_true", help="a seconds-long smoke test")

@@ -85,8 +85,6 @@ def test_relu_rnn_forward_kwargs():
 @pytest.mark.parametrize(
     ("module", "match"),
     [
-        (torch.nn.LSTM(2, 3, num_layers=2), "num_layers=2"),
-        (torch.nn.GRU(2, 3, bidirectional=True), "bidirectional"),
         (torch.nn.LSTM(2, 3, proj_size=2), "proj_size=2"),
         (torch.nn.Linear(2, 3), "Linear"),
     ],
@@ -96,6 +94,42 @@ def test_unsupported_modules_raise(module, match):
         from_torch(module)
     with pytest.raises(ValueError, match=match):
         to_torch(lstm.init_params(2, 3), module)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, False), (1, True), (3, True)])
+def test_deep_and_bidirectional_modules_use_the_state_dict_names(kind, num_layers,
+                                                                 bidirectional):
+    cls = getattr(torch.nn, cells.get(kind).torch_class)
+    torch.manual_seed(0)
+    module = cls(3, 4, num_layers=num_layers, bidirectional=bidirectional)
+    params = from_torch(module)
+    state = {key: value.double().numpy() for key, value in module.state_dict().items()}
+    assert params.keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(params[key], value)
+    other = cls(3, 4, num_layers=num_layers, bidirectional=bidirectional)
+    to_torch(params, other)
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(other(x)[0], module(x)[0])
+    if num_layers > 1:
+        width = 8 if bidirectional else 4
+        assert params["weight_ih_l1"].shape == (cells.get(kind).gate_count * 4, width)
+
+
+def test_deep_module_errors_name_the_layer_and_the_keys():
+    module = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    params = from_torch(module)
+    params["weight_ih_l1_reverse"] = np.zeros((12, 4))
+    with pytest.raises(ValueError, match=r"\(layer l1_reverse\) have input_size D=4, "
+                                         r"hidden_size H=4 but the GRU has D=8, H=4"):
+        to_torch(params, module)
+    del params["bias_hh_l1"]
+    with pytest.raises(ValueError, match=r"missing \['bias_hh_l1'\], unexpected \[\]"):
+        to_torch(params, module)
+    with pytest.raises(ValueError, match=r"missing \[.*'weight_ih_l0'.*\], unexpected "
+                                         r"\['bias_hh', 'bias_ih', 'weight_hh', 'weight_ih'\]"):
+        to_torch(gru.init_params(3, 4), module)
 
 
 def test_bias_false():

@@ -8,11 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from companion import cells  # noqa: E402
 from companion.tasks import gap_task  # noqa: E402
 from companion.training import (  # noqa: E402
     History,
     SequenceClassifier,
     accuracy,
+    train,
     train_classifier,
 )
 
@@ -31,7 +33,7 @@ def _model(cell="rnn", seed=0):
                               seed=seed)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", cells.KINDS)
 def test_shapes(cell):
     tokens, _, _ = gap_task(5, 2, seed=0, as_tensors=True)
     assert tuple(_model(cell)(tokens).shape) == (5, 4)
@@ -112,3 +114,41 @@ def test_bad_data_shapes():
     with pytest.raises(ValueError, match="data must be"):
         train_classifier(_model(), (np.zeros((3, 4), int), np.zeros(5, int)), steps=1,
                          progress=False)
+
+
+def test_the_loop_evaluates_on_schedule_and_times_every_step():
+    model = torch.nn.Linear(3, 1)
+    data = torch.randn(8, 3)
+    seen = []
+
+    def next_batch(step):
+        seen.append(step)
+        return data
+
+    history = train(model, next_batch, lambda m, batch: m(batch).pow(2).mean(), steps=7,
+                    lr=0.1, evaluate=lambda m: float(m.weight.detach().abs().sum()),
+                    eval_every=3)
+    assert seen == list(range(1, 8))
+    assert history.eval_steps == [0, 3, 6, 7]
+    assert len(history.scores) == len(history.eval_seconds) == 4
+    assert history.eval_seconds == sorted(history.eval_seconds)
+    assert len(history.step_seconds) == len(history.loss) == 7
+    assert history.eval_seconds[-1] == pytest.approx(sum(history.step_seconds))
+    assert history.seconds >= history.eval_seconds[-1]
+    assert history.mean_loss_before(6, 3) == pytest.approx(np.mean(history.loss[3:6]))
+    assert history.train_perplexity(2)[4] == pytest.approx(np.exp(np.mean(history.loss[3:5])))
+
+
+def test_the_loop_stops_before_updating_on_divergence_and_evaluates_there():
+    model = torch.nn.Linear(2, 1)
+    before = model.weight.detach().clone()
+    losses = iter([1.0, float("nan")])
+
+    def loss_of(m, batch):
+        return m(batch).sum() * 0 + next(losses)
+
+    history = train(model, lambda step: torch.ones(1, 2), loss_of, steps=5, lr=0.1,
+                    evaluate=lambda m: 0.0, eval_every=10)
+    assert history.diverged_at == 2 and history.eval_steps == [0, 2]
+    assert len(history.loss) == 2
+    torch.testing.assert_close(model.weight.detach(), before)  # zero gradient, then no step
