@@ -29,8 +29,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import nbformat
 import numpy as np
+
+
+def _nbformat():
+    """nbformat, imported in the worker only: it pulls in jsonschema, whose format checkers
+    take over a second to import, and the command line must answer usage errors at once."""
+    import nbformat
+
+    return nbformat
+
 
 REPORT_PREFIX = "COMPANION-REPORT"
 TIMEOUT_ERROR = "CellTimeout"
@@ -130,12 +138,12 @@ def _client_class():
             if used + size <= self.output_cap:
                 return super().output(outs, msg, display_id, cell_index)
             if used <= self.output_cap and msg.get("msg_type") != "error":
-                outs.append(nbformat.v4.new_output(
+                outs.append(_nbformat().v4.new_output(
                     "stream", name="stderr",
                     text=f"[output truncated by the grader after {self.output_cap} bytes]\n"))
             if msg.get("msg_type") == "error":  # errors are always kept (small, needed)
                 content = msg["content"]
-                outs.append(nbformat.v4.new_output(
+                outs.append(_nbformat().v4.new_output(
                     "error", ename=str(content.get("ename", ""))[:200],
                     evalue=str(content.get("evalue", ""))[:2000], traceback=[]))
             return None
@@ -146,9 +154,9 @@ def _client_class():
 class _Runner:
     def __init__(self, request: Request):
         self.request = request
-        self.notebook = nbformat.v4.new_notebook(cells=[
-            nbformat.v4.new_code_cell(c["source"]) if c["cell_type"] == "code"
-            else nbformat.v4.new_markdown_cell(c["source"]) for c in request.cells
+        self.notebook = _nbformat().v4.new_notebook(cells=[
+            _nbformat().v4.new_code_cell(c["source"]) if c["cell_type"] == "code"
+            else _nbformat().v4.new_markdown_cell(c["source"]) for c in request.cells
         ])
         self.state = _State()
         self.deadline = float("inf")  # set when the first kernel is up (start-up is free)
@@ -227,7 +235,7 @@ class _Runner:
 
     def _run_extra(self, source: str, timeout: float) -> str:
         """Run a cell that is not part of the notebook."""
-        self.notebook.cells.append(nbformat.v4.new_code_cell(source))
+        self.notebook.cells.append(_nbformat().v4.new_code_cell(source))
         try:
             return self.execute(len(self.notebook.cells) - 1, timeout)
         finally:
@@ -358,7 +366,7 @@ class _Runner:
         if os.path.exists(out_path):
             os.remove(out_path)
         per_call = min(get(exercise_id).time_limit, self.request.timeout)
-        self.notebook.cells.append(nbformat.v4.new_code_cell(
+        self.notebook.cells.append(_nbformat().v4.new_code_cell(
             kernel_side.source(exercise_id, cases_path, out_path, per_call)))
         index = len(self.notebook.cells) - 1
         started = time.monotonic()
