@@ -135,6 +135,7 @@ def test_torch_worker_reports_saved_tensors_and_the_fused_lstm():
     assert result["fused"] is True  # torch's CPU LSTM: one aten::mkldnn_rnn_layer
 
 
+@pytest.mark.slow
 def test_quick_command_runs_in_subprocesses_on_a_tiny_size():
     done = subprocess.run(
         [sys.executable, "-m", "companion.bench", "--quick", "--cells", "gru", "--sizes",

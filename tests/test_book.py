@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from bs4 import BeautifulSoup
 
 from companion import exercises
@@ -111,6 +112,7 @@ def test_solutions_are_collapsed_and_are_the_tested_code(built_book):
     assert checked == len(exercises.ids())
 
 
+@pytest.mark.slow
 def test_a_lesson_that_raises_fails_the_build(tmp_path):
     """The book's own configuration, with a lesson whose cell raises: the build must fail
     (no allow_errors, executed afresh)."""

@@ -234,6 +234,7 @@ def test_gru_panels_are_chosen_by_reset_placement():
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_command_line_saves_every_diagram(tmp_path, capsys):
     assert diagrams.main([str(tmp_path / "out")]) == 0
     saved = sorted(path.stem for path in (tmp_path / "out").glob("*.png"))
