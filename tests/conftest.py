@@ -24,3 +24,17 @@ def built_book(tmp_path_factory):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"the strict book build failed:\n{log[-6000:]}"
     return out / "_build", log
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright driver for the whole session: the book's and JupyterLab's browser tests
+    share it (the sync API allows one per thread)."""
+    from . import browser_tools as bt
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(bt.PLAYWRIGHT_HINT, pytrace=False)
+    with sync_playwright() as playwright:
+        yield playwright

@@ -53,12 +53,8 @@ def site(built_book):
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(bt.PLAYWRIGHT_HINT, pytrace=False)
-    with sync_playwright() as playwright, bt.launch_browser(playwright, chromium_path) as ctx:
+def browser(playwright_driver, chromium_path):
+    with bt.launch_browser(playwright_driver, chromium_path) as ctx:
         yield ctx
 
 

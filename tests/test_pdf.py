@@ -3,24 +3,15 @@ executed lessons (the ``built_book`` fixture), so no lesson runs again: it exist
 per few screens of text and an outline, contains every chapter's title, shows no raw TeX outside
 code, and the book's introduction links to it."""
 
-import importlib.util
 import re
+import subprocess
+import sys
 import unicodedata
 
 import pytest
 from bs4 import BeautifulSoup
 
 from .lesson_tools import ROOT, read, toc_files
-
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_pdf = _load("make_pdf", ROOT / "book" / "make_pdf.py")
 
 
 def _flat(text: str) -> str:
@@ -32,7 +23,9 @@ def _flat(text: str) -> str:
 def pdf(built_book):
     build_dir, _ = built_book
     output = build_dir / "pdf" / "gated-memory.pdf"
-    assert make_pdf.main(["--build-dir", str(build_dir), "--output", str(output)]) == 0
+    # its own process: the browser tests' Playwright may already hold this one's event loop
+    subprocess.run([sys.executable, str(ROOT / "book" / "make_pdf.py"), "--build-dir",
+                    str(build_dir), "--output", str(output)], check=True, cwd=ROOT)
     from pypdf import PdfReader
 
     reader = PdfReader(str(output))
