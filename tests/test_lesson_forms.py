@@ -61,9 +61,16 @@ def test_no_form_that_jupyterlab_cannot_render(path):
         (r"\{cite:[pt]\}", "a cite role shows as a raw key in JupyterLab"),
         (r"\{exercise-(start|end)\}", "a gated exercise shows as two boxes in JupyterLab"),
         (r"\{literalinclude\}", "a literalinclude shows nothing in JupyterLab"),
-        (r"\{(numref|ref|eq)\}", "a cross-reference to another lesson cannot resolve in Lab"),
     ]:
         assert not re.search(form, text), f"{path.name}: {why}; {FIX}"
+    # jupyterlab-myst resolves a cross-reference only to a target in the lesson's own Markdown
+    # (not to another lesson, nor to a figure that a code cell's metadata names)
+    defined = set(re.findall(r"^:(?:name|label):[ \t]*(\S+)", text, re.M))
+    defined |= set(re.findall(r"^\((\S+)\)=", text, re.M))
+    for role, target in re.findall(r"\{(numref|ref|eq)\}`(?:[^`<]*<)?([^`>]+)>?`", text):
+        assert target in defined, (
+            f"{path.name}: {{{role}}}`{target}` cannot resolve in JupyterLab; link to the "
+            f"lesson instead, e.g. [chapter 1](01_rnn.ipynb)")
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=LESSON_IDS)
