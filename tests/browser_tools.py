@@ -1,16 +1,22 @@
-"""Helpers of the browser tests: find Debian's Chromium, serve the built site on 127.0.0.1,
-and load a page while recording everything that can go wrong on it (console errors, page
-errors, failed requests, requests that leave the machine)."""
+"""Helpers of the browser tests: find Debian's Chromium, serve the built site (or run JupyterLab)
+on 127.0.0.1, and load a page while recording everything that can go wrong on it (console errors,
+page errors, failed requests, requests that leave the machine)."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,3 +205,73 @@ def wait_for_images(page, timeout_ms: int = 15_000) -> None:
     page.wait_for_function(
         "() => Array.from(document.images).every(i => i.complete)", timeout=timeout_ms
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# JupyterLab, as a learner starts it (tests/test_lab.py)
+
+# User settings for the test's JupyterLab: no news or update check (the pop-up would cover the
+# notebook and ask the network), no autosave (Run All must not write into the served copy
+# behind the test's back), and every cell rendered (no windowing) so the page can be inspected.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def jupyter_lab(root_dir: Path, log_path: Path, timeout_s: float = 90):
+    """``jupyter lab`` serving ``root_dir`` on 127.0.0.1 at a free port, with no token, no
+    browser and a throw-away settings, workspace and runtime folder; yields the base URL (ending
+    with a slash) and stops the server afterwards."""
+    state = Path(tempfile.mkdtemp(prefix="jupyterlab-test-"))
+    for name, values in LAB_SETTINGS.items():
+        path = state / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    env = {
+        **os.environ,
+        "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+    }
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root_dir}",
+        "--ServerApp.port_retries=0", "--LabApp.news_url=",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI runners often run as root
+    base_url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"jupyter lab exited; its log is {log_path}")
+                try:
+                    with urllib.request.urlopen(base_url + "api/status", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"jupyter lab did not start; log: {log_path}") from None
+                    time.sleep(0.5)
+            yield base_url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            shutil.rmtree(state, ignore_errors=True)

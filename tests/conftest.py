@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from build_stamp import sources_hash  # noqa: E402
 
-SLOW_FIXTURES = {"built_book"}
+SLOW_FIXTURES = {"built_book", "lab", "playwright_driver"}  # a build, a JupyterLab, a browser
 _build = {}
 
 
@@ -105,3 +105,17 @@ def built_book():
     log = _build["log"].read()
     assert returncode == 0, f"the strict book build failed:\n{log[-6000:]}"
     return _build["out"] / "_build", log
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright driver for the whole session: the book's and JupyterLab's browser tests
+    share it (the sync API allows one per thread)."""
+    from . import browser_tools as bt
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(bt.PLAYWRIGHT_HINT, pytrace=False)
+    with sync_playwright() as playwright:
+        yield playwright

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 
 from companion import exercises
 
-from .lesson_tools import LESSONS, ROOT, toc_files
+from .lesson_tools import LESSONS, ROOT, read, toc_files
 
 REQUIRED_REFERENCES = [  # (first authors, title fragment) of the works the issue requires
     ("Sepp Hochreiter and Jürgen Schmidhuber", "Long short-term memory"),
@@ -137,3 +137,23 @@ def test_a_lesson_that_raises_fails_the_build(tmp_path):
     )
     assert proc.returncode != 0
     assert "this lesson is broken" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_equation_and_exercise_numbers_agree_with_the_notebook(built_book, lesson):
+    """The numbers a reader sees in the book are the ones JupyterLab shows for the notebook:
+    the equations' ``\\tag``s in source order, and exercises numbered "<chapter>.<n>" (the
+    notebook's front matter gives jupyterlab-myst the same prefix)."""
+    build_dir, _ = built_book
+    page = soup(build_dir / "html/lessons" / f"{lesson.stem}.html")
+    markdown = "\n".join(c.source for c in read(lesson).cells if c.cell_type == "markdown")
+    source_tags = re.findall(r"\\tag\{([^}]*)\}", markdown)
+    book_tags = re.findall(r"\\tag\{([^}]*)\}", " ".join(
+        block.get_text() for block in page.select("div.math, span.math")))
+    assert book_tags == source_tags
+    prefix = re.search(r"enumerator: (\S+)\.%s", markdown).group(1)
+    boxes = re.findall(r"^`{3,}\{exercise\}", markdown, re.M)
+    titles = [re.sub(r"\s+", " ", t.get_text()).strip()
+              for t in page.select("div.exercise > .admonition-title")]
+    numbers = [re.match(r"Exercise (\S+)", title).group(1) for title in titles]
+    assert numbers == [f"{prefix}.{n}" for n in range(1, len(boxes) + 1)]

@@ -99,11 +99,3 @@ def test_tagged_multiline_equations_use_an_equation_environment(path):
             assert not ("\\\\" in block and "\\tag" in block), (
                 f"{path.name} cell {index}: use \\begin{{equation*}} for {block.strip()[:60]!r}"
             )
-
-
-def test_every_solution_box_says_how_to_see_it_in_jupyterlab():
-    """JupyterLab cannot render a literalinclude, so each solution box names show_solution."""
-    for exercise_id in exercises.ids():
-        nb = read(ROOT / exercises.get(exercise_id).lesson)
-        text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
-        assert f'show_solution("{exercise_id}")' in text, exercise_id

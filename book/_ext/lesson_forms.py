@@ -1,0 +1,385 @@
+"""One source for the lessons, two renderers: the book (Sphinx, myst-nb) and JupyterLab
+(jupyterlab-myst). This module holds the forms the lessons' Markdown uses so that both show the
+same thing, and it is both
+
+- a **script** that rewrites lessons into those forms (idempotent: running it twice changes
+  nothing, and ``tests/test_lesson_forms.py`` checks that the lessons are a fixed point)::
+
+      python book/_ext/lesson_forms.py            # rewrite lessons/*.ipynb in place
+      python book/_ext/lesson_forms.py --check    # exit 1, naming the lessons it would change
+
+- a **Sphinx extension** (``sphinx: local_extensions`` in ``_config.yml``) that reads those
+  forms back into the book.
+
+The forms, and why:
+
+- **Citations.** jupyterlab-myst has no bibliography, so a ``{cite:p}`` role shows a raw key
+  with a warning. The lessons store a citation as a Markdown link whose text is the book's
+  author-year text and whose target is the references page, the role and keys kept in the
+  fragment: ``[[Bengio et al., 1994]](../book/references.md#cite:p:bengio1994learning)``. The
+  script turns any ``{cite:p}``/``{cite:t}`` role written by an author into that form (and
+  refreshes the text from ``references.bib``); the extension turns the link back into the role
+  when Sphinx reads the lesson, so the book keeps sphinxcontrib-bibtex's citations.
+- **Equation and exercise numbers.** Equations carry their book number as ``\\tag{4.7}``;
+  exercises are numbered per chapter ("Exercise 4.2"). A YAML front matter at the top of the
+  first Markdown cell tells jupyterlab-myst not to add its own equation counter and to number
+  exercises with the chapter's prefix; the extension strips that block for the book and renumbers
+  the book's exercises per chapter.
+- **Exercises** are one non-gated ``{exercise}`` box holding the statement, followed by the stub
+  and check cells (gated ``exercise-start``/``exercise-end`` pairs span cells, which JupyterLab
+  renders as two separate boxes).
+- **Solutions** embed the reference solution's source (``inspect.getsource``) in a code block,
+  since ``literalinclude`` cannot render in JupyterLab; the script refreshes it, so a solution
+  cannot drift from the tested reference without the fixed-point test failing.
+- **Notebook metadata** holds the ``language_info`` the kernel reports, so that JupyterLab does
+  not rewrite it (and mark the notebook modified) when the kernel starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSONS_DIR = ROOT / "lessons"
+BIBLIOGRAPHY = ROOT / "references.bib"
+REFERENCES_PAGE = "../book/references.md"
+
+# What ipykernel reports for Python 3.11 (kernel_info_reply), stored so that JupyterLab finds
+# nothing to update when the kernel starts. The patch version is the course environment's.
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": "3.11.7",
+}
+
+ROLE = re.compile(r"\{cite:(?P<kind>[pt])\}`(?P<keys>[^`]+)`")
+LINK = re.compile(
+    r"\[(?P<text>(?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]"
+    r"\(" + re.escape(REFERENCES_PAGE) + r"#cite:(?P<kind>[pt]):(?P<keys>[^)\s]+)\)"
+)
+FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
+EXERCISE_START = re.compile(
+    r"^(?P<fence>`{3,})\{exercise-start\}[ \t]*(?P<title>[^\n]*)\n"
+    r"(?P<options>(?::[^\n]*\n)*)(?P=fence)[ \t]*\n?",
+    re.M,
+)
+EXERCISE_END = re.compile(
+    r"^(?P<fence>`{3,})\{exercise-end\}[ \t]*\n(?P=fence)[ \t]*(\n+|\Z)", re.M
+)
+SOLUTION = re.compile(
+    r"^(?P<fence>`{3,})\{solution\}[ \t]*(?P<label>\S+)[ \t]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+    re.M | re.S,
+)
+LAB_NOTE = re.compile(  # the pointer to show_solution that solutions carried before
+    r"\(In JupyterLab this box cannot show the file;.*?the same code\.\)\n*", re.S
+)
+CODE_BLOCK = re.compile(r"^(`{3,})(\{literalinclude\}|python)[^\n]*\n.*?^\1[ \t]*\n*", re.M | re.S)
+CHECK_CALL = re.compile(r"^check\(\s*[\"'](?P<id>\w+)[\"']", re.M)
+LABEL_OPTION = re.compile(r"^:label:[ \t]*(?P<label>\S+)", re.M)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters and their numbering
+
+
+def chapter_label(stem: str) -> str:
+    """The prefix of a lesson's equation and exercise numbers: ``00_warmup`` -> ``W``,
+    ``04_lstm`` -> ``4``."""
+    match = re.match(r"(\d+)_", stem)
+    if not match:
+        raise ValueError(f"lesson file names start with their chapter number, got {stem!r}")
+    number = int(match.group(1))
+    return "W" if number == 0 else str(number)
+
+
+def front_matter(stem: str) -> str:
+    """The block that makes jupyterlab-myst number as the book does."""
+    return (
+        "---\n"
+        "numbering:\n"
+        "  equation: false\n"
+        "  subequation: false\n"
+        "  exercise:\n"
+        f"    enumerator: {chapter_label(stem)}.%s\n"
+        "---\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Citations
+
+
+def _plain(latex: str) -> str:
+    return codecs.decode(latex, "ulatex").replace("{", "").replace("}", "")
+
+
+def citation_labels(bibliography: Path = BIBLIOGRAPHY) -> dict[str, tuple[str, str]]:
+    """``key -> (who, year)`` as the book's author-year style writes them: "Hochreiter and
+    Schmidhuber", "Pascanu et al." (book/_ext/authoryear_bibliography.py labels the list the
+    same way)."""
+    import latexcodec  # noqa: F401  (registers the "ulatex" codec)
+    from pybtex.database import parse_file
+
+    labels = {}
+    for key, entry in parse_file(str(bibliography)).entries.items():
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [_plain(" ".join(person.last_names)) for person in people]
+        if len(names) == 1:
+            who = names[0]
+        elif len(names) == 2:
+            who = f"{names[0]} and {names[1]}"
+        else:
+            who = f"{names[0]} et al."
+        labels[key] = (who, entry.fields.get("year", "n.d."))
+    return labels
+
+
+def citation_text(kind: str, keys: list[str], labels: dict[str, tuple[str, str]]) -> str:
+    """The text sphinxcontrib-bibtex's author_year style gives a role: ``{cite:p}`` ->
+    "[Bengio et al., 1994, Pascanu et al., 2013]", ``{cite:t}`` -> "Elman [1990]"."""
+    unknown = [key for key in keys if key not in labels]
+    if unknown:
+        raise KeyError(f"citation key(s) {', '.join(unknown)} not in {BIBLIOGRAPHY.name}")
+    if kind == "p":
+        return "[" + ", ".join(f"{labels[k][0]}, {labels[k][1]}" for k in keys) + "]"
+    return ", ".join(f"{labels[k][0]} [{labels[k][1]}]" for k in keys)
+
+
+def citation_link(kind: str, keys: list[str], labels) -> str:
+    text = citation_text(kind, keys, labels)
+    return f"[{text}]({REFERENCES_PAGE}#cite:{kind}:{','.join(keys)})"
+
+
+def _split_keys(keys: str) -> list[str]:
+    return [key.strip() for key in keys.split(",") if key.strip()]
+
+
+def cite_roles_to_links(text: str, labels) -> str:
+    """Every citation of ``text`` in the lesson form, its text refreshed from the bibliography."""
+    text = ROLE.sub(lambda m: citation_link(m["kind"], _split_keys(m["keys"]), labels), text)
+    return LINK.sub(lambda m: citation_link(m["kind"], _split_keys(m["keys"]), labels), text)
+
+
+def cite_links_to_roles(text: str) -> str:
+    """The book's side: each lesson-form citation becomes a ``{cite:p}``/``{cite:t}`` role."""
+    return LINK.sub(lambda m: f"{{cite:{m['kind']}}}`{m['keys']}`", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercises and solutions
+
+
+def _fence_for(body: str) -> str:
+    """A backtick fence longer than any fence inside ``body`` (at least four)."""
+    inner = [len(m.group(0)) for m in re.finditer(r"^`{3,}", body, re.M)]
+    return "`" * max(4, max(inner, default=0) + 1)
+
+
+def _exercise_box(title: str, options: str, statement: str) -> str:
+    statement = statement.strip("\n")
+    fence = _fence_for(statement)
+    head = f"{fence}{{exercise}} {title}".rstrip() + "\n" + options
+    return f"{head}\n{statement}\n{fence}"
+
+
+def ungate_exercises(cells: list[dict]) -> list[dict]:
+    """``exercise-start`` ... ``exercise-end`` pairs (spanning the stub and check cells) become
+    one ``{exercise}`` box with the statement, before the stub cell; cells left empty go."""
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _text(cell)
+        match = EXERCISE_START.search(text)
+        if not match:
+            continue
+        before, statement = text[: match.start()], text[match.end():]
+        box = _exercise_box(match["title"].strip(), match["options"], statement)
+        _set_text(cell, before + box + "\n")
+    kept = []
+    for cell in cells:
+        if cell["cell_type"] == "markdown" and EXERCISE_END.search(_text(cell)):
+            text = EXERCISE_END.sub("", _text(cell))
+            if not text.strip():
+                continue
+            _set_text(cell, text)
+        kept.append(cell)
+    return kept
+
+
+def _exercise_ids_by_label(cells: list[dict]) -> dict[str, str]:
+    """``exercise label -> exercise id``: the id checked by the first check cell after the
+    Markdown cell that defines the label."""
+    found, pending = {}, []
+    for cell in cells:
+        text = _text(cell)
+        if cell["cell_type"] == "markdown":
+            for box in re.finditer(r"\{exercise(?:-start)?\}[^\n]*\n((?::[^\n]*\n)*)", text):
+                label = LABEL_OPTION.search(box.group(1))
+                if label:
+                    pending.append(label["label"])
+        elif pending:
+            check = CHECK_CALL.search(text)
+            if check:
+                for label in pending:
+                    found[label] = check["id"]
+                pending = []
+    return found
+
+
+def reference_source(exercise_id: str) -> str:
+    from companion import exercises
+
+    source = inspect.getsource(exercises.get(exercise_id).reference)
+    return source if source.endswith("\n") else source + "\n"
+
+
+def embed_solutions(cells: list[dict], stem: str) -> None:
+    """Each ``{solution}`` shows its exercise's reference source in a code block (replacing a
+    ``literalinclude``, the JupyterLab note, or an outdated copy)."""
+    ids = _exercise_ids_by_label(cells)
+
+    def rewrite(match: re.Match) -> str:
+        label = match["label"]
+        if label not in ids:
+            raise ValueError(f"{stem}: no check cell follows the exercise of solution {label!r}")
+        body = LAB_NOTE.sub("", match["body"])
+        body = CODE_BLOCK.sub("", body).rstrip("\n")
+        code = reference_source(ids[label])
+        code_fence = "`" * 3
+        block = f"{code_fence}python\n{code}{code_fence}"
+        fence = _fence_for(block + "\n" + body)
+        options, _, prose = body.partition("\n\n") if body.startswith(":") else ("", "", body)
+        parts = [f"{fence}{{solution}} {label}" + ("\n" + options if options else "")]
+        if prose.strip():
+            parts.append(prose.strip("\n"))
+        parts.append(block)
+        return "\n\n".join(parts) + "\n" + fence
+
+    for cell in cells:
+        if cell["cell_type"] == "markdown" and "{solution}" in _text(cell):
+            _set_text(cell, SOLUTION.sub(rewrite, _text(cell)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole notebooks
+
+
+def _text(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _set_text(cell: dict, text: str) -> None:
+    text = text.rstrip("\n")
+    cell["source"] = text.splitlines(keepends=True)
+
+
+def _first_markdown(cells: list[dict]) -> dict:
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            return cell
+    raise ValueError("a lesson starts with a Markdown cell holding its title")
+
+
+def normalise(nb: dict, stem: str, labels=None) -> dict:
+    """The lesson ``nb`` (notebook JSON as a dict) in the forms above; a new dict."""
+    nb = json.loads(json.dumps(nb))
+    labels = citation_labels() if labels is None else labels
+    cells = nb["cells"]
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            _set_text(cell, cite_roles_to_links(_text(cell), labels))
+    cells = ungate_exercises(cells)
+    embed_solutions(cells, stem)
+    first = _first_markdown(cells)
+    _set_text(first, front_matter(stem) + FRONT_MATTER.sub("", _text(first)))
+    nb["cells"] = cells
+    nb["metadata"]["language_info"] = dict(LANGUAGE_INFO)
+    return nb
+
+
+def dumps(nb: dict) -> str:
+    """The notebook JSON as the repository stores it (nbformat's layout)."""
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def lesson_paths() -> list[Path]:
+    return sorted(LESSONS_DIR.glob("*.ipynb"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("lessons", nargs="*", type=Path, help="default: every lessons/*.ipynb")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a lesson is not in the lesson forms")
+    args = parser.parse_args(argv)
+    labels = citation_labels()
+    changed = []
+    for path in args.lessons or lesson_paths():
+        raw = path.read_text(encoding="utf-8")
+        new = dumps(normalise(json.loads(raw), path.stem, labels))
+        if new != raw:
+            changed.append(path)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    for path in changed:
+        print(f"{'would rewrite' if args.check else 'rewrote'} {path}")
+    return 1 if (args.check and changed) else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The Sphinx side
+
+
+def _is_lesson(docname: str) -> bool:
+    return docname.startswith("lessons/")
+
+
+def _read_lesson_forms(app, docname, source):
+    """source-read: a lesson's citation links become cite roles, and the front matter meant
+    for jupyterlab-myst is dropped (myst-nb would print it)."""
+    if not _is_lesson(docname) or not source[0].lstrip().startswith("{"):
+        return
+    nb = json.loads(source[0])
+    first = True
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = cite_links_to_roles(_text(cell))
+        if first:
+            text, first = FRONT_MATTER.sub("", text), False
+        cell["source"] = text
+    source[0] = json.dumps(nb, ensure_ascii=False)
+
+
+def _number_exercises_by_chapter(app, env):
+    """env-get-updated, after Sphinx numbered the figures: a lesson's exercises are numbered
+    "<chapter>.<n>" (as in JupyterLab) instead of on one count across the book."""
+    for docname, numbers in env.toc_fignumbers.items():
+        if not _is_lesson(docname) or "exercise" not in numbers:
+            continue
+        label = chapter_label(Path(docname).name)
+        ordered = sorted(numbers["exercise"].items(), key=lambda item: item[1])
+        numbers["exercise"] = {ids: (label, n) for n, (ids, _) in enumerate(ordered, start=1)}
+    return []
+
+
+def setup(app):
+    app.connect("source-read", _read_lesson_forms)
+    app.connect("env-get-updated", _number_exercises_by_chapter, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The lessons as learners see them: in JupyterLab with jupyterlab-myst (the versions
+``requirements.txt`` pins), started on 127.0.0.1 with no token, and driven by Debian's Chromium
+through Playwright.
+
+Every lesson opens with no console error, its equations numbered once and as in the book, its
+citations readable (author-year links to the references page, never raw keys), its exercises
+numbered "<chapter>.<n>" as in the book, each one box, its solutions collapsed and opening on
+their code, and the notebook not marked modified. Then the warm-up, with a wrong answer typed into
+a stub, is run with Run All from the menu: the last cell runs and the failure is shown.
+Screenshots land in ``_build/screenshots/lab/`` for review.
+
+JupyterLab serves a temporary copy of the lessons: nothing is written into ``lessons/``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import browser_tools as bt
+from .lesson_tools import LESSONS, ROOT, read
+
+SCREENSHOTS = ROOT / "_build" / "screenshots" / "lab"
+BIB_KEYS = re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.M)
+WARM_UP = ROOT / "lessons" / "00_warmup.ipynb"
+WRONG_SIGMOID = "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))  # overflows for z = -1000\n"
+
+
+def markdown(path: Path) -> str:
+    return "\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+
+
+def chapter_prefix(path: Path) -> str:
+    return re.search(r"enumerator: (\S+)\.%s", markdown(path)).group(1)
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    path = bt.find_chromium()
+    if path is None:
+        pytest.fail(bt.missing_chromium_message(), pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """Base URL of a JupyterLab serving a copy of the lessons and the pages they link to."""
+    root = tmp_path_factory.mktemp("lab-root")
+    for folder in ("lessons", "book"):
+        shutil.copytree(ROOT / folder, root / folder,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_generated"))
+    shutil.copy(ROOT / "references.bib", root / "references.bib")
+    log = tmp_path_factory.mktemp("lab-log") / "jupyter-lab.log"
+    with bt.jupyter_lab(root, log) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver, chromium_path):
+    with bt.launch_browser(playwright_driver, chromium_path) as ctx:
+        yield ctx
+
+
+def open_lesson(browser, lab: str, path: Path):
+    """A new tab with the lesson open, its kernel idle and jupyterlab-myst's notebook-wide pass
+    done (exercise numbers carry the chapter prefix only after it); returns (tab, log)."""
+    tab = browser.new_page()
+    log = bt.record(tab, f"{lab}lab/tree/lessons/{path.name}")
+    tab.goto(f"{lab}lab/tree/lessons/{path.name}?reset", wait_until="load")
+    tab.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=60_000)
+    tab.wait_for_function(  # the status bar reads "Python 3 (ipykernel) | Idle"
+        "() => /\\|\\s*Idle/.test(document.querySelector('#jp-main-statusbar')?.innerText || '')",
+        timeout=60_000)
+    prefix = chapter_prefix(path)
+    tab.wait_for_function(
+        """prefix => Array.from(
+             document.querySelectorAll('aside.myst-exercise .myst-exercise-title'))
+             .some(t => t.innerText.startsWith(`Exercise ${prefix}.1`))""",
+        arg=prefix, timeout=30_000)
+    tab.wait_for_timeout(1500)  # let late metadata updates (kernel info) land before judging
+    return tab, log
+
+
+LAB_FACTS = r"""
+() => {
+  const cells = Array.from(document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown'));
+  const text = cells.map(c => c.innerText).join('\n');
+  const displays = Array.from(document.querySelectorAll('.jp-MarkdownCell .katex-display'));
+  const equations = displays.map(d => {
+    const box = d.closest('div.my-5') || d.parentElement;
+    const copy = box.cloneNode(true);
+    copy.querySelectorAll('.katex-display').forEach(k => k.remove());
+    return {tags: Array.from(d.querySelectorAll('.katex-html .tag')).map(t => t.innerText.trim()),
+            extra: copy.innerText.trim()};
+  });
+  return {
+    text,
+    equations,
+    mathErrors: Array.from(document.querySelectorAll('.jp-MarkdownCell .katex-error'))
+                     .map(e => e.getAttribute('title') || e.innerText),
+    exercises: Array.from(document.querySelectorAll('aside.myst-exercise .myst-exercise-title'))
+                    .map(t => t.innerText.replace(/\s+/g, ' ').trim()),
+    solutions: Array.from(document.querySelectorAll('details.myst-exercise'))
+                    .map(d => ({open: d.open,
+                                title: d.querySelector('summary').innerText
+                                        .replace(/\s+/g, ' ').trim()})),
+    citationLinks: Array.from(document.querySelectorAll('.jp-MarkdownCell a'))
+                        .filter(a => a.href.includes('references.md'))
+                        .map(a => a.innerText.trim()),
+    dirty: document.querySelectorAll('.jp-mod-dirty').length,
+  };
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def lessons_seen(browser, lab):
+    """Each lesson opened once: ``{path: (log, facts)}``, filled on demand."""
+    seen = {}
+
+    def visit(path: Path):
+        if path not in seen:
+            tab, log = open_lesson(browser, lab, path)
+            try:
+                facts = tab.evaluate(LAB_FACTS)
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                tab.screenshot(path=str(SCREENSHOTS / f"{path.stem}.png"))
+                facts["solutionsOpened"] = open_every_solution(tab, path)
+            finally:
+                tab.close()
+            seen[path] = (log, facts)
+        return seen[path]
+
+    return visit
+
+
+def open_every_solution(tab, path: Path) -> list[dict]:
+    """Click each solution open; what it shows. The first one is screenshotted open."""
+    opened = []
+    solutions = tab.locator("details.myst-exercise")
+    for index in range(solutions.count()):
+        solution = solutions.nth(index)
+        solution.locator("summary").scroll_into_view_if_needed()
+        solution.locator("summary").click()
+        code = solution.locator("pre, code").first
+        code.wait_for(state="visible", timeout=5000)
+        if index == 0:
+            tab.screenshot(path=str(SCREENSHOTS / f"{path.stem}-solution.png"))
+        opened.append({"open": solution.evaluate("d => d.open"),
+                       "code": solution.locator("pre").first.inner_text()})
+    return opened
+
+
+def test_jupyterlab_myst_declares_itself_compatible_with_jupyterlab():
+    jupyter = Path(sys.executable).with_name("jupyter")
+    listing = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True,
+                             text=True, check=True)
+    report = listing.stdout + listing.stderr
+    assert re.search(r"jupyterlab-myst v\S+ .*enabled.*OK", report), report
+    assert "not compatible" not in report and "Conflicting" not in report, report
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_opens_clean_with_no_console_error(lessons_seen, path):
+    log, facts = lessons_seen(path)
+    assert not log.problems(), f"{path.name}:\n  " + "\n  ".join(log.problems())
+    assert facts["dirty"] == 0, f"{path.name} is marked modified as soon as it is opened"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_equations_are_numbered_once_as_in_the_book(lessons_seen, path):
+    _, facts = lessons_seen(path)
+    assert not facts["mathErrors"], f"{path.name}: KaTeX errors {facts['mathErrors']}"
+    source_tags = [f"({tag})" for tag in re.findall(r"\\tag\{([^}]*)\}", markdown(path))]
+    shown = [tag for equation in facts["equations"] for tag in equation["tags"]]
+    assert shown == source_tags
+    extra = [eq["extra"] for eq in facts["equations"] if eq["extra"]]
+    assert not extra, f"{path.name}: a second equation number next to the book's: {extra}"
+    for raw in ("$$", "\\begin{", "\\tag{"):
+        assert raw not in facts["text"], f"{path.name}: raw TeX {raw!r} in the rendered text"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_citations_read_as_author_year_links_not_keys(lessons_seen, path):
+    _, facts = lessons_seen(path)
+    keys = [key for key in BIB_KEYS if key in facts["text"]]
+    assert not keys, f"{path.name}: raw citation keys shown: {keys}"
+    assert "{cite" not in facts["text"]
+    if "#cite:" in markdown(path):
+        assert facts["citationLinks"], f"{path.name}: no citation links to the references"
+        for text in facts["citationLinks"]:
+            assert re.search(r"\b(1[89]|20)\d\d\b", text), f"{path.name}: citation {text!r}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_exercises_are_one_box_each_numbered_as_in_the_book(lessons_seen, path):
+    _, facts = lessons_seen(path)
+    prefix = chapter_prefix(path)
+    count = len(re.findall(r"^`{3,}\{exercise\}", markdown(path), re.M))
+    assert count > 0
+    numbers = [re.match(r"Exercise (\S+)", title).group(1) for title in facts["exercises"]]
+    assert numbers == [f"{prefix}.{n}" for n in range(1, count + 1)], facts["exercises"]
+    assert "Start of Exercise" not in facts["text"] and "End of Exercise" not in facts["text"]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_solutions_are_collapsed_and_open_on_their_code(lessons_seen, path):
+    _, facts = lessons_seen(path)
+    prefix = chapter_prefix(path)
+    assert facts["solutions"], f"{path.name} has no solution boxes"
+    assert [s["title"] for s in facts["solutions"]] == [
+        f"Solution to Exercise {prefix}.{n}" for n in range(1, len(facts["solutions"]) + 1)]
+    assert not any(s["open"] for s in facts["solutions"]), "a solution is open on load"
+    for opened in facts["solutionsOpened"]:
+        assert opened["open"]
+        assert opened["code"].startswith("def "), f"an opened solution shows {opened['code']!r}"
+
+
+def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure(browser, lab):
+    """The warm-up with a sigmoid that overflows typed into its stub, run with Run ▸ Run All
+    Cells: the check reports the failure and the lesson runs to its last cell."""
+    tab, log = open_lesson(browser, lab, WARM_UP)
+    try:
+        stub = tab.locator(".jp-CodeCell", has_text="raise NotImplementedError").filter(
+            has_text="def sigmoid(z):").first
+        stub.locator(".cm-content").click()
+        tab.keyboard.press("Control+A")
+        tab.keyboard.insert_text(WRONG_SIGMOID)
+        tab.keyboard.press("Escape")
+        tab.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        tab.locator(".lm-Menu-item:visible", has_text=re.compile(r"^Run All Cells")).click()
+        code_cells = tab.locator(".jp-CodeCell")
+        last = code_cells.nth(code_cells.count() - 1)
+        last.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for(
+            timeout=120_000)
+        check = tab.locator(".jp-CodeCell", has_text='check("sigmoid", sigmoid)').first
+        check_output = check.locator(".jp-OutputArea").inner_text()
+        last_output = last.locator(".jp-OutputArea").inner_text()
+        check.scroll_into_view_if_needed()
+    finally:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(SCREENSHOTS / "00_warmup-wrong-answer.png"))
+        tab.close()
+    assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
+    assert "max sigma'(z) on the grid" in last_output, last_output
+    assert not log.page_errors, log.page_errors

@@ -1,0 +1,148 @@
+"""The lessons' Markdown is in the forms that the book and JupyterLab render alike
+(``book/_ext/lesson_forms.py``): the lessons are a fixed point of that script, so a citation,
+exercise or solution written in another form, or a solution that drifted from its tested
+reference, fails here with the command that fixes it."""
+
+import importlib.util
+import inspect
+import json
+import re
+
+import nbformat
+import pytest
+
+from companion import exercises
+
+from .lesson_tools import LESSONS, ROOT, read
+
+FIX = "run `python book/_ext/lesson_forms.py` to rewrite the lessons"
+
+
+def _load_lesson_forms():
+    spec = importlib.util.spec_from_file_location(
+        "lesson_forms", ROOT / "book" / "_ext" / "lesson_forms.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lesson_forms = _load_lesson_forms()
+LESSON_IDS = [p.stem for p in LESSONS]
+
+
+def markdown(path) -> str:
+    return "\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=LESSON_IDS)
+def test_the_lesson_is_a_fixed_point_of_the_script(path):
+    raw = path.read_text(encoding="utf-8")
+    assert lesson_forms.dumps(lesson_forms.normalise(json.loads(raw), path.stem)) == raw, (
+        f"{path.name} is not in the lesson forms: {FIX}"
+    )
+
+
+def test_every_solution_shows_its_tested_reference_code():
+    """The code in each solution box is ``inspect.getsource`` of the exercise's reference."""
+    for exercise_id in exercises.ids():
+        exercise = exercises.get(exercise_id)
+        source = inspect.getsource(exercise.reference)
+        text = markdown(ROOT / exercise.lesson)
+        assert f"```python\n{source.rstrip()}\n```" in text, (
+            f"the solution of {exercise_id} is not its reference's source: {FIX}"
+        )
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=LESSON_IDS)
+def test_no_form_that_jupyterlab_cannot_render(path):
+    text = markdown(path)
+    for form, why in [
+        (r"\{cite:[pt]\}", "a cite role shows as a raw key in JupyterLab"),
+        (r"\{exercise-(start|end)\}", "a gated exercise shows as two boxes in JupyterLab"),
+        (r"\{literalinclude\}", "a literalinclude shows nothing in JupyterLab"),
+    ]:
+        assert not re.search(form, text), f"{path.name}: {why}; {FIX}"
+    # jupyterlab-myst resolves a cross-reference only to a target in the lesson's own Markdown
+    # (not to another lesson, nor to a figure that a code cell's metadata names)
+    defined = set(re.findall(r"^:(?:name|label):[ \t]*(\S+)", text, re.M))
+    defined |= set(re.findall(r"^\((\S+)\)=", text, re.M))
+    for role, target in re.findall(r"\{(numref|ref|eq)\}`(?:[^`<]*<)?([^`>]+)>?`", text):
+        assert target in defined, (
+            f"{path.name}: {{{role}}}`{target}` cannot resolve in JupyterLab; link to the "
+            f"lesson instead, e.g. [chapter 1](01_rnn.ipynb)")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=LESSON_IDS)
+def test_the_front_matter_numbers_exercises_by_chapter_and_leaves_tags_alone(path):
+    first = next(c for c in read(path).cells if c.cell_type == "markdown")
+    label = lesson_forms.chapter_label(path.stem)
+    assert first.source.startswith(
+        f"---\nnumbering:\n  equation: false\n  subequation: false\n  exercise:\n"
+        f"    enumerator: {label}.%s\n---\n"
+    )
+    tags = re.findall(r"\\tag\{([^}]*)\}", markdown(path))
+    assert tags, f"{path.name} numbers no equation"
+    assert all(tag.startswith(f"{label}.") for tag in tags), (
+        f"{path.name}: equation tags must start with the chapter's {label}.: {tags}"
+    )
+
+
+def test_a_lesson_in_the_old_forms_is_rewritten_and_stays_rewritten():
+    """Gated exercise, cite roles, literalinclude and a stale language_info, as authors wrote
+    them before: rewritten once into the lesson forms, then left alone."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "# Warm-up\n\nAs {cite:t}`hochreiter1997lstm` and others showed "
+            "{cite:p}`bengio1994learning,pascanu2013difficulty`."),
+        nbformat.v4.new_markdown_cell(
+            "## Exercises\n\n```{exercise-start} A sigmoid\n:label: ex-sigmoid\n```\n\n"
+            "Implement $\\sigma$."),
+        nbformat.v4.new_code_cell("def sigmoid(z):\n    raise NotImplementedError"),
+        nbformat.v4.new_code_cell('check("sigmoid", sigmoid)'),
+        nbformat.v4.new_markdown_cell(
+            "```{exercise-end}\n```\n\n````{solution} ex-sigmoid\n:class: dropdown\n\n"
+            "The companion's code:\n\n```{literalinclude} ../companion/activations.py\n"
+            ":pyobject: sigmoid\n```\n````\n\nAfter the solution."),
+    ]
+    once = lesson_forms.normalise(json.loads(nbformat.writes(nb)), "00_warmup")
+    twice = lesson_forms.normalise(once, "00_warmup")
+    assert twice == once
+    cells = ["".join(c["source"]) for c in once["cells"]]
+    assert cells[0].startswith("---\nnumbering:\n")
+    assert ("As [Hochreiter and Schmidhuber [1997]](../book/references.md#cite:t:"
+            "hochreiter1997lstm) and others showed [[Bengio et al., 1994, Pascanu et al., "
+            "2013]](../book/references.md#cite:p:bengio1994learning,pascanu2013difficulty).")\
+        in cells[0]
+    assert cells[1] == ("## Exercises\n\n````{exercise} A sigmoid\n:label: ex-sigmoid\n\n"
+                        "Implement $\\sigma$.\n````")
+    source = inspect.getsource(exercises.get("sigmoid").reference)
+    assert cells[4] == (f"````{{solution}} ex-sigmoid\n:class: dropdown\n\nThe companion's code:"
+                        f"\n\n```python\n{source}```\n````\n\nAfter the solution.")
+    assert once["metadata"]["language_info"] == lesson_forms.LANGUAGE_INFO
+
+
+def test_the_book_reads_citation_links_back_as_cite_roles():
+    labels = lesson_forms.citation_labels()
+    for role in ["{cite:p}`gers2000forget`", "{cite:t}`cho2014learning`",
+                 "{cite:p}`chung2014empirical,greff2017lstm`"]:
+        text = f"as shown {role}."
+        lab = lesson_forms.cite_roles_to_links(text, labels)
+        assert "{cite" not in lab
+        assert lesson_forms.cite_links_to_roles(lab) == text
+
+
+def test_an_unknown_citation_key_is_an_error_naming_it():
+    with pytest.raises(KeyError, match="nosuchkey2099"):
+        lesson_forms.cite_roles_to_links("{cite:p}`nosuchkey2099`", lesson_forms.citation_labels())
+
+
+def test_chapter_labels():
+    assert lesson_forms.chapter_label("00_warmup") == "W"
+    assert lesson_forms.chapter_label("04_lstm") == "4"
+    with pytest.raises(ValueError, match="chapter number"):
+        lesson_forms.chapter_label("warmup")
