@@ -98,8 +98,7 @@ def solved(nb) -> tuple[nbformat.NotebookNode, list[str]]:
 # solved) on a line of its own; both become empty before outputs are compared.
 _CHECK_STATUS = re.compile(r"(?m)^(?:✓ \S+: passed\b|… \S+: not started\b).*$")
 CHECK_STATUS_SANITIZER = f"[check status]\nregex: {_CHECK_STATUS.pattern}\nreplace: \n"
-_FALLBACK_NOTICE = re.compile(
-    r"(?m)^\(\S+: using the reference solution until yours passes its check\)\n?")
+_FALLBACK_NOTICE = re.compile(r"(?m)^\(\S+: using the reference solution\b[^\n]*\)\n?")
 
 
 def without_fallback_notices(nb) -> nbformat.NotebookNode:

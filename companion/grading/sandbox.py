@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 FILE_SIZE_MB = 256
 EXTRA_TASKS = 512  # processes + threads a kernel may add to what the user already runs
@@ -66,11 +67,24 @@ def user_tasks() -> int:
     return count
 
 
+def _needed_under_tmp() -> list[str]:
+    """Folders the kernel must read that the private ``/tmp`` would hide: the Python
+    environment and the companion's own source tree, when they live under ``/tmp`` (a
+    virtual environment in a clone in ``/tmp``, as CI makes)."""
+    import companion
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(companion.__file__)))
+    candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, package_root}
+    return sorted(path for path in candidates
+                  if os.path.realpath(path).startswith("/tmp/") or path.startswith("/tmp/"))
+
+
 def bwrap_prefix(bwrap: str, workdir: str) -> list[str]:
     """The ``bwrap`` arguments that confine a command to ``workdir``."""
+    read_only = [arg for path in _needed_under_tmp() for arg in ("--ro-bind", path, path)]
     return [
         bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-        "--tmpfs", "/tmp", "--bind", workdir, workdir, "--chdir", workdir,
+        "--tmpfs", "/tmp", *read_only, "--bind", workdir, workdir, "--chdir", workdir,
         "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--new-session", "--die-with-parent", "--",
     ]
