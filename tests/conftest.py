@@ -108,6 +108,17 @@ def built_book():
 
 
 @pytest.fixture(scope="session")
+def chromium_path():
+    """Debian's Chromium, or a failure that says how to install it (never a skip)."""
+    from . import browser_tools as bt
+
+    path = bt.find_chromium()
+    if path is None:
+        pytest.fail(bt.missing_chromium_message(), pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
 def playwright_driver():
     """One Playwright driver for the whole session: the book's and JupyterLab's browser tests
     share it (the sync API allows one per thread)."""

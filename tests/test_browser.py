@@ -37,14 +37,6 @@ META_REFRESH = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)
 
 
 @pytest.fixture(scope="session")
-def chromium_path():
-    path = bt.find_chromium()
-    if path is None:
-        pytest.fail(bt.missing_chromium_message(), pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="session")
 def site(built_book):
     """``(html_dir, base_url)`` of the built book served over http on 127.0.0.1."""
     html = built_book[0] / "html"

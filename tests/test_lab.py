@@ -40,14 +40,6 @@ def chapter_prefix(path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def chromium_path():
-    path = bt.find_chromium()
-    if path is None:
-        pytest.fail(bt.missing_chromium_message(), pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """Base URL of a JupyterLab serving a copy of the lessons and the pages they link to."""
     root = tmp_path_factory.mktemp("lab-root")
