@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion.corpus import CHARACTER_CLASSES, CharVocabulary, character_class
-from companion.exercises.ch08_real_models import stateful_windows
+from companion.corpus import CHARACTER_CLASSES, CharVocabulary, character_class, stateful_windows
 from companion.models import CharLM
 from companion.softmax import sample_with_temperature
 from companion.training import History, train
@@ -86,7 +85,7 @@ class StreamWindows:
     ``0 .. seq_len - 1`` by ``rng``, so that window boundaries move from epoch to epoch), cuts
     the rest into ``batch_size`` contiguous streams of ``n`` ids, side by side, and walks them
     in ``K = (n - 1) // seq_len`` consecutive windows of ``seq_len`` steps
-    (:func:`companion.exercises.ch08_real_models.stateful_windows`, chapter 8's exercise).
+    (:func:`companion.corpus.stateful_windows`, chapter 8's exercise).
     Column ``b`` of window ``k + 1`` continues column ``b`` of window ``k``, so a state carried
     from one window to the next belongs there. After the last window the next epoch starts.
 

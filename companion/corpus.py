@@ -8,7 +8,9 @@ inside the package, so nothing is downloaded at run time.
 * :func:`load_corpus`, :func:`train_val_split` -- the text and its two parts;
 * :class:`CharVocabulary` -- characters to integer ids and back;
 * :func:`character_class` -- what kind of character sits at a position (a space, the first
-  letter of a word, a letter inside a word, punctuation...).
+  letter of a word, a letter inside a word, punctuation...);
+* :func:`stateful_windows` -- a long stream of ids cut into parallel streams of consecutive
+  windows, for truncated BPTT with a carried state (chapter 8's exercise, chapter 7's training).
 """
 
 from __future__ import annotations
@@ -76,3 +78,20 @@ def character_class(text: str, i: int) -> str:
         return "punctuation"
     previous = text[i - 1] if i > 0 else " "
     return "letter inside a word" if previous.isalpha() else "first letter of a word"
+
+
+def stateful_windows(ids, batch_size, window):
+    """Cut one long stream of ids into batch_size parallel streams, then into consecutive
+    windows, so that a state carried from window k to window k + 1 belongs there, eq. (8.10).
+
+    ids (N,) integers. With n = N // batch_size steps per stream (the rest of ids is dropped)
+    and K = (n - 1) // window windows, returns inputs and targets, each (K, window,
+    batch_size): stream b is ids[b * n:(b + 1) * n], inputs[k, :, b] its k-th window, and
+    targets the same steps shifted one ahead (the next id to predict).
+    """
+    n = len(ids) // batch_size
+    streams = ids[:batch_size * n].reshape(batch_size, n).T  # (n, B): column b is stream b
+    K = (n - 1) // window
+    inputs = np.stack([streams[k * window:(k + 1) * window] for k in range(K)])
+    targets = np.stack([streams[k * window + 1:(k + 1) * window + 1] for k in range(K)])
+    return inputs, targets

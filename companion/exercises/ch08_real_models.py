@@ -10,6 +10,7 @@ Equation numbers refer to ``lessons/08_real_models.ipynb``.
 import numpy as np
 
 from companion import layers
+from companion.corpus import stateful_windows
 from companion.exercises.cases import distinct_sizes
 from companion.exercises.core import Exercise, Mutant, Output, register
 
@@ -64,23 +65,6 @@ def masked_mean_loss(step_losses, lengths):
     T = step_losses.shape[0]
     mask = np.arange(T)[:, None] < lengths[None, :]  # (T, B): True at valid steps
     return (step_losses * mask).sum() / mask.sum()
-
-
-def stateful_windows(ids, batch_size, window):
-    """Cut one long stream of ids into batch_size parallel streams, then into consecutive
-    windows, so that a state carried from window k to window k + 1 belongs there, eq. (8.10).
-
-    ids (N,) integers. With n = N // batch_size steps per stream (the rest of ids is dropped)
-    and K = (n - 1) // window windows, returns inputs and targets, each (K, window,
-    batch_size): stream b is ids[b * n:(b + 1) * n], inputs[k, :, b] its k-th window, and
-    targets the same steps shifted one ahead (the next id to predict).
-    """
-    n = len(ids) // batch_size
-    streams = ids[:batch_size * n].reshape(batch_size, n).T  # (n, B): column b is stream b
-    K = (n - 1) // window
-    inputs = np.stack([streams[k * window:(k + 1) * window] for k in range(K)])
-    targets = np.stack([streams[k * window + 1:(k + 1) * window + 1] for k in range(K)])
-    return inputs, targets
 
 
 # --------------------------------------------------------------------------- cases
