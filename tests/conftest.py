@@ -1,29 +1,89 @@
-"""Shared fixtures: one strict build of the book per test session.
+"""Shared fixtures: one strict build of the book per test run, shared by every worker.
 
-If ``_build`` holds a strict build of exactly the current sources (the README's first command
-leaves one; ``book/_ext/build_stamp.py`` stamps it), the tests use it as it is. Otherwise a
-build starts in the background as soon as the session knows it needs one, so the unit tests
-run on the other core meanwhile.
+The suite runs on pytest-xdist workers (``-n auto`` in ``pyproject.toml``; ``-n 0`` runs it in
+one process). If ``_build`` holds a strict build of exactly the current sources (the README's
+first command leaves one; ``book/_ext/build_stamp.py`` stamps it), the tests use it as it is.
+Otherwise the first worker that needs the book builds it into ``_build`` (where the README's
+command puts it, so the next run reuses it) in the background, as soon as the session knows it
+needs one, so the unit tests run on the other cores meanwhile; the other workers wait for it
+on a file lock and reuse it.
 
-Tests that use the build (directly or through another fixture) are marked ``slow`` and run
-last; ``python -m pytest -m "not slow"`` is the developer's quick subset and builds nothing.
+Tests that use the build (directly or through another fixture) are marked ``slow``;
+``python -m pytest -m "not slow"`` is the developer's quick subset and builds nothing.
+
+Scheduling (``pytest_xdist_make_scheduler``): a test module is one unit of work, so that its
+module and session fixtures (a JupyterLab, a browser, the PDF) are made once, on one worker;
+a class is one unit too (the grader's class graded at once). The modules in
+``ONE_UNIT_PER_TEST`` hold independent kernel-running tests, each its own unit. Units go out
+longest first (``COST_HINTS``: rough seconds measured on 2 cores, which only decide the order);
+when the book still has to be built, the units that need it go last, so the rest runs
+meanwhile. Each worker has its own temporary folder (``TMPDIR``), so that the grader's
+"nothing left behind" checks see only their own worker's folders.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD_DIR = ROOT / "_build"
+BUILD_LOG = BUILD_DIR / "pytest-build.log"
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from build_stamp import sources_hash  # noqa: E402
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# The environment the book build runs the lessons in (library threads untouched), for the
+# tests that must reproduce the book's numbers (tests/test_lessons.py).
+LESSON_ENV = dict(os.environ)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker for NumPy's BLAS and torch, set before either is imported: the
+    # workers already use every core, and spinning BLAS threads would fight over them.
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+
 SLOW_FIXTURES = {"built_book", "lab", "playwright_driver"}  # a build, a JupyterLab, a browser
+LESSON_NAMES = sorted(f"lessons/{path.stem}" for path in (ROOT / "lessons").glob("*.ipynb"))
+ONE_UNIT_PER_TEST = ("tests/test_lessons.py", "tests/test_grader.py")
+COST_HINTS = {  # unit -> rough seconds (2 cores, 2026-11-29); only the order depends on them
+    "tests/test_browser.py": 130, "tests/test_lab.py": 110, "tests/test_pdf.py": 65,
+    "tests/test_grader.py::TestOneClassGradedAtOnce": 75,
+    "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 30,
+    "tests/test_book.py": 15, "tests/test_grader.py": 8,
+}
 _build = {}
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its class, its module, or (``ONE_UNIT_PER_TEST``)
+    itself."""
+    path, _, rest = nodeid.partition("::")
+    if "::" in rest:  # a method: its class
+        return nodeid.rsplit("::", 1)[0]
+    return nodeid if path in ONE_UNIT_PER_TEST else path
+
+
+def _lesson_seconds() -> dict[str, float]:
+    try:
+        data = json.loads((ROOT / "book" / "_data" / "lesson_times.json").read_text())
+        return {Path(entry["notebook"]).stem: entry["seconds"] for entry in data["lessons"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def cost_hint(unit: str) -> float:
+    if unit in COST_HINTS:
+        return COST_HINTS[unit]
+    lesson = unit.partition("[")[2].rstrip("]")
+    if unit.startswith("tests/test_lessons.py::test_solved_lesson"):
+        return _lesson_seconds().get(lesson, 20)
+    return COST_HINTS.get(unit.partition("::")[0], 1) if "::" in unit else 1
 
 
 def _needs_book(item) -> bool:
@@ -31,52 +91,99 @@ def _needs_book(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests that need the book ``slow`` and move them to the end (stable order)."""
+    """Mark the tests that need the book ``slow``; order the units of work longest first,
+    those that need the book last if it still has to be built (stable otherwise)."""
     for item in items:
         if _needs_book(item):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=_needs_book)
+    book_is_fresh = fresh_build_stamp(BUILD_DIR) is not None
+    units = {}
+    for item in items:
+        unit = units.setdefault(work_unit(item.nodeid), [False, 0.0])
+        unit[0] |= _needs_book(item) and not book_is_fresh
+    for name, unit in units.items():
+        unit[1] = -cost_hint(name)
+    items.sort(key=lambda item: tuple(units[work_unit(item.nodeid)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduler with this file's units of work, sent in collection order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order pytest_collection_modifyitems chose
+    return UnitScheduling(config, log)
+
+
+def _private_temporary_folder():
+    """Under xdist, give this worker its own ``TMPDIR`` (inherited by what it starts)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "GATED_MEMORY_TEST_TMPDIR" not in os.environ:
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")[:12]
+        folder = Path(tempfile.gettempdir()) / f"gated-memory-tests-{run}-{worker}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["TMPDIR"] = os.environ["GATED_MEMORY_TEST_TMPDIR"] = str(folder)
+        tempfile.tempdir = None
+
+
+_private_temporary_folder()
 
 
 def pytest_collection_finish(session):
     """Start the book build now if any selected test needs it and no fresh one exists."""
     if any(_needs_book(item) for item in session.items) and not session.config.option.collectonly:
-        _reuse_or_start_build()
+        _start_build_in_background()
 
 
 def fresh_build_stamp(build_dir: Path) -> dict | None:
     """The stamp of ``build_dir`` if it is a strict, warning-free build of the current
-    sources with every lesson executed; ``None`` otherwise."""
+    sources that executed every lesson afresh; ``None`` otherwise."""
     try:
         stamp = json.loads((build_dir / "build-stamp.json").read_text())
     except (OSError, ValueError):
         return None
     fresh = (stamp.get("warnings") == 0 and stamp.get("failed") is False
-             and stamp.get("nitpicky") is True and stamp.get("execution") == "force"
+             and stamp.get("nitpicky") is True
+             and set(LESSON_NAMES) <= set(stamp.get("executed_afresh") or ())
              and stamp.get("sources") == sources_hash()
              and (build_dir / "html" / "index.html").exists()
              and (build_dir / "jupyter_execute" / "lessons").is_dir())
     return stamp if fresh else None
 
 
-def _reuse_or_start_build():
-    stamp = fresh_build_stamp(ROOT / "_build")
-    if stamp is not None:
-        _build.update(reused=ROOT / "_build", stamp=stamp)
-    else:
-        _start_build()
+def _run_id() -> str:
+    """Shared by the workers of one ``pytest -n`` run (one process otherwise)."""
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID", f"pid-{os.getpid()}")
 
 
-def _start_build():
-    out = Path(tempfile.mkdtemp(prefix="gated-memory-book-"))
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [
-        str(jupyter_book), "build", str(ROOT), "--path-output", str(out),
-        "-n", "-W", "--keep-going", "--all",
-    ]
-    log = open(out / "build.log", "w+")  # noqa: SIM115 (closed when the build is collected)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    _build.update(out=out, log=log, process=process)
+def _build_unless_fresh():
+    """Build the book into ``_build`` unless a fresh build is there or another worker of this
+    run already tried (and failed: its log says why); one process at a time."""
+    BUILD_DIR.mkdir(exist_ok=True)
+    with FileLock(BUILD_DIR / ".pytest-build.lock"):
+        if fresh_build_stamp(BUILD_DIR) is not None:
+            return
+        attempt = BUILD_DIR / ".pytest-build-run"
+        if attempt.exists() and attempt.read_text() == _run_id():
+            return
+        attempt.write_text(_run_id())
+        jupyter_book = Path(sys.executable).with_name("jupyter-book")
+        command = [str(jupyter_book), "build", str(ROOT), "-n", "-W", "--keep-going", "--all"]
+        with open(BUILD_LOG, "w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                       env=LESSON_ENV)
+            _build["process"] = process
+            process.wait()
+
+
+def _start_build_in_background():
+    if "thread" not in _build:
+        _build["thread"] = threading.Thread(target=_build_unless_fresh, daemon=True)
+        _build["thread"].start()
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -84,27 +191,24 @@ def pytest_sessionfinish(session, exitstatus):
     if process is not None and process.poll() is None:
         process.kill()
         process.wait()
-    if "log" in _build:
-        _build["log"].close()
-        shutil.rmtree(_build["out"], ignore_errors=True)
+    if os.environ.get("PYTEST_XDIST_WORKER") and "GATED_MEMORY_TEST_TMPDIR" in os.environ:
+        shutil.rmtree(os.environ["GATED_MEMORY_TEST_TMPDIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def built_book():
     """The whole book built strictly — nitpicky, warnings as errors, every lesson executed
-    afresh — into a temporary folder, exactly as the README's build command does.
+    afresh — into ``_build``, exactly as the README's build command does.
     Returns ``(build_dir, log)`` where ``build_dir`` holds ``html/`` and ``jupyter_execute/``."""
-    if not _build:
-        _reuse_or_start_build()
-    if "reused" in _build:
-        stamp = _build["stamp"]
-        return _build["reused"], (f"reused the strict build in _build: {stamp['warnings']} "
-                                  f"warnings, sources {stamp['sources']}")
-    returncode = _build["process"].wait()
-    _build["log"].seek(0)
-    log = _build["log"].read()
-    assert returncode == 0, f"the strict book build failed:\n{log[-6000:]}"
-    return _build["out"] / "_build", log
+    _start_build_in_background()
+    _build["thread"].join()
+    stamp = fresh_build_stamp(BUILD_DIR)
+    log = BUILD_LOG.read_text() if BUILD_LOG.exists() else ""
+    assert stamp is not None, f"the strict book build failed:\n{log[-6000:]}"
+    if "process" not in _build:
+        log = (f"reused the strict build in _build: {stamp['warnings']} warnings, "
+               f"sources {stamp['sources']}")
+    return BUILD_DIR, log
 
 
 @pytest.fixture(scope="session")

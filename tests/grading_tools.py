@@ -89,13 +89,17 @@ def snapshot(folder):
 
 
 def grader_leftovers():
-    """Temporary folders and processes of the grader that outlived their run."""
+    """Temporary folders and processes of the grader that outlived their run (started by this
+    test worker: under pytest-xdist, each worker has its own temporary folder)."""
     folders = [name for name in os.listdir(tempfile.gettempdir())
                if name.startswith("companion-grade-")]
     processes = []
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     for process in psutil.process_iter():
         try:
-            if "COMPANION_GRADE_TOKEN" in process.environ():
+            environment = process.environ()
+            if ("COMPANION_GRADE_TOKEN" in environment
+                    and environment.get("PYTEST_XDIST_WORKER") == worker):
                 processes.append(process.pid)
         except (psutil.Error, OSError):
             continue

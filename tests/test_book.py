@@ -2,6 +2,7 @@
 solutions that are the tested code, and lessons whose deterministic outputs reproduce."""
 
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -43,6 +44,15 @@ def test_build_log_has_no_warnings(built_book):
     _, log = built_book
     sphinx_warnings = [line for line in log.splitlines() if re.search(r"\bWARNING:", line)]
     assert not sphinx_warnings, "\n".join(sphinx_warnings)
+
+
+def test_every_lesson_was_executed_in_parallel_before_sphinx_read_it(built_book):
+    """``book/_ext/parallel_execution.py`` ran every lesson afresh and MyST-NB found each one in
+    the emptied cache: none had to run again, one at a time, while Sphinx read it."""
+    build_dir, _ = built_book
+    stamp = json.loads((build_dir / "build-stamp.json").read_text())
+    assert stamp["execution"] == "cache", stamp
+    assert stamp["executed_while_reading"] == [], stamp
 
 
 def test_every_toc_page_is_rendered(built_book):

@@ -6,7 +6,7 @@ import shutil
 
 from build_stamp import sources_hash
 
-from .conftest import ROOT, fresh_build_stamp
+from .conftest import LESSON_NAMES, ROOT, fresh_build_stamp
 
 
 def _copy_sources(tmp_path):
@@ -34,7 +34,7 @@ def _fake_build(tmp_path, **stamp):
     (build / "html" / "index.html").write_text("<html></html>")
     (build / "jupyter_execute" / "lessons").mkdir(parents=True)
     record = {"sources": sources_hash(), "warnings": 0, "failed": False, "nitpicky": True,
-              "execution": "force", **stamp}
+              "execution": "cache", "executed_afresh": LESSON_NAMES, **stamp}
     (build / "build-stamp.json").write_text(json.dumps(record))
     return build
 
@@ -42,7 +42,8 @@ def _fake_build(tmp_path, **stamp):
 def test_only_a_clean_strict_build_of_the_current_sources_is_reused(tmp_path):
     assert fresh_build_stamp(_fake_build(tmp_path / "ok")) is not None
     bad_stamps = ({"warnings": 1}, {"failed": True}, {"nitpicky": False},
-                  {"execution": "cache"}, {"sources": "0" * 64})
+                  {"executed_afresh": []}, {"executed_afresh": LESSON_NAMES[1:]},
+                  {"sources": "0" * 64})
     for index, bad in enumerate(bad_stamps):
         assert fresh_build_stamp(_fake_build(tmp_path / str(index), **bad)) is None, bad
     assert fresh_build_stamp(tmp_path / "missing") is None

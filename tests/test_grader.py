@@ -220,86 +220,77 @@ def messages(graded):
 
 
 @pytest.mark.slow
-def test_every_submission_gets_its_rows_and_broken_ones_do_not_stop_the_rest(graded):
-    grouped = by_notebook(graded["json"], graded["folder"])
-    statuses = {name: [r["status"] for r in grouped.get(name, [])] for name in EXPECTED}
-    assert statuses == EXPECTED, graded["process"].stderr[-3000:]
-    assert set(grouped) == set(EXPECTED)
-    assert [r["exercise"] for r in grouped["a_solved.ipynb"]] == WARMUP_IDS
-    assert graded["process"].returncode == 2  # some inputs could not be graded
+class TestOneClassGradedAtOnce:
+    """Tests of the ``graded`` fixture: one worker runs them all (xdist schedules a class as
+    one unit), so the class is graded once."""
 
+    def test_every_submission_gets_its_rows_and_broken_ones_do_not_stop_the_rest(self, graded):
+        grouped = by_notebook(graded["json"], graded["folder"])
+        statuses = {name: [r["status"] for r in grouped.get(name, [])] for name in EXPECTED}
+        assert statuses == EXPECTED, graded["process"].stderr[-3000:]
+        assert set(grouped) == set(EXPECTED)
+        assert [r["exercise"] for r in grouped["a_solved.ipynb"]] == WARMUP_IDS
+        assert graded["process"].returncode == 2  # some inputs could not be graded
 
-@pytest.mark.slow
-def test_a_submission_that_kills_its_worker_affects_only_itself(graded):
-    message = messages(graded)
-    assert "worker for this notebook died" in message["b_kill_worker.ipynb", "sigmoid"]
-    grouped = by_notebook(graded["json"], graded["folder"])
-    assert [r["status"] for r in grouped["c_solved.ipynb"]] == PASSED3
+    def test_a_submission_that_kills_its_worker_affects_only_itself(self, graded):
+        message = messages(graded)
+        assert "worker for this notebook died" in message["b_kill_worker.ipynb", "sigmoid"]
+        grouped = by_notebook(graded["json"], graded["folder"])
+        assert [r["status"] for r in grouped["c_solved.ipynb"]] == PASSED3
 
+    def test_forgeries_never_pass(self, graded):
+        grouped = by_notebook(graded["json"], graded["folder"])
+        for name in ("forge_claims.ipynb", "forge_patch.ipynb", "forge_junk.ipynb"):
+            assert "passed" not in [r["status"] for r in grouped[name]], name
+        assert "no usable result" in messages(graded)["forge_junk.ipynb", "sigmoid"]
 
-@pytest.mark.slow
-def test_forgeries_never_pass(graded):
-    grouped = by_notebook(graded["json"], graded["folder"])
-    for name in ("forge_claims.ipynb", "forge_patch.ipynb", "forge_junk.ipynb"):
-        assert "passed" not in [r["status"] for r in grouped[name]], name
-    assert "no usable result" in messages(graded)["forge_junk.ipynb", "sigmoid"]
+    def test_mutants_get_their_own_hint_from_the_grader(self, graded):
+        message = messages(graded)
+        for index in (0, 3):
+            for eid in WARMUP_IDS:
+                hint = exercises.get(eid).mutants[index].hint
+                assert hint in message[f"mutant_{index}.ipynb", eid]
 
+    def test_messages_say_what_went_wrong_and_where(self, graded):
+        message = messages(graded)
+        assert "did not return within" in message["loop_and_output.ipynb", "sigmoid"]
+        syntax = message["unsolved_syntax.ipynb", "sigmoid_prime"]
+        assert "SyntaxError in cell" in syntax and "def sigmoid_prime(z)" in syntax
+        assert "no function named `sigmoid`" in message["deleted_def.ipynb", "sigmoid"]
+        assert "no function named" in message["other_lesson.ipynb", "rnn_cell_forward"]
+        assert "no lesson id" in message["no_lesson.ipynb", ""]
+        assert "unknown lesson id '99_nope'" in message["unknown_lesson.ipynb", ""]
+        assert "not a readable notebook" in message["broken/list.ipynb", ""]
+        assert "no valid cell_type" in message["broken/no_cell_type.ipynb", ""]
+        assert "source is not text" in message["broken/source_number.ipynb", ""]
+        assert "not UTF-8" in message["broken/latin1.ipynb", ""]
 
-@pytest.mark.slow
-def test_mutants_get_their_own_hint_from_the_grader(graded):
-    message = messages(graded)
-    for index in (0, 3):
-        for eid in WARMUP_IDS:
-            assert exercises.get(eid).mutants[index].hint in message[f"mutant_{index}.ipynb", eid]
+    def test_a_timeout_or_a_crash_costs_one_exercise(self, graded):
+        grouped = by_notebook(graded["json"], graded["folder"])
+        assert [r["status"] for r in grouped["kill_kernel.ipynb"]] == PASSED3
+        assert [r["status"] for r in grouped["loop_and_output.ipynb"]][1:] == ["passed"] * 2
 
+    def test_nothing_is_changed_written_or_left_behind(self, graded):
+        assert graded["after"] == graded["before"]
+        assert graded["cwd"] == ["grades.csv", "grades.json", "results.json", "submissions"]
+        assert graded["leftovers"] == ([], [])
 
-@pytest.mark.slow
-def test_messages_say_what_went_wrong_and_where(graded):
-    message = messages(graded)
-    assert "did not return within" in message["loop_and_output.ipynb", "sigmoid"]
-    syntax = message["unsolved_syntax.ipynb", "sigmoid_prime"]
-    assert "SyntaxError in cell" in syntax and "def sigmoid_prime(z)" in syntax
-    assert "no function named `sigmoid`" in message["deleted_def.ipynb", "sigmoid"]
-    assert "no function named" in message["other_lesson.ipynb", "rnn_cell_forward"]
-    assert "no lesson id" in message["no_lesson.ipynb", ""]
-    assert "unknown lesson id '99_nope'" in message["unknown_lesson.ipynb", ""]
-    assert "not a readable notebook" in message["broken/list.ipynb", ""]
-    assert "no valid cell_type" in message["broken/no_cell_type.ipynb", ""]
-    assert "source is not text" in message["broken/source_number.ipynb", ""]
-    assert "not UTF-8" in message["broken/latin1.ipynb", ""]
-
-
-@pytest.mark.slow
-def test_a_timeout_or_a_crash_costs_one_exercise(graded):
-    grouped = by_notebook(graded["json"], graded["folder"])
-    assert [r["status"] for r in grouped["kill_kernel.ipynb"]] == PASSED3
-    assert [r["status"] for r in grouped["loop_and_output.ipynb"]][1:] == ["passed"] * 2
-
-
-@pytest.mark.slow
-def test_nothing_is_changed_written_or_left_behind(graded):
-    assert graded["after"] == graded["before"]
-    assert graded["cwd"] == ["grades.csv", "grades.json", "results.json", "submissions"]
-    assert graded["leftovers"] == ([], [])
-
-
-@pytest.mark.slow
-def test_table_json_csv_and_gradescope_agree(graded):
-    records = graded["json"]
-    assert graded["csv"] == [{key: str(value) for key, value in r.items()} for r in records]
-    assert set(records[0]) == set(grader.RECORD_FIELDS)
-    for record in records:
-        if record["exercise"]:
-            possible = grader.points_possible(record["exercise"])
-            assert record["points_possible"] == possible
-            assert record["points"] == (possible if record["status"] == "passed" else 0)
-    results = graded["gradescope"]
-    assert_gradescope_format(results)
-    assert len(results["tests"]) == len(records)
-    assert results["score"] == sum(r["points"] for r in records)
-    stdout = graded["process"].stdout
-    assert "Total: " in stdout.splitlines()[-1] and "could not be graded" in stdout
-    assert "Traceback" not in stdout + graded["process"].stderr
+    def test_table_json_csv_and_gradescope_agree(self, graded):
+        records = graded["json"]
+        assert graded["csv"] == [{key: str(value) for key, value in r.items()} for r in records]
+        assert set(records[0]) == set(grader.RECORD_FIELDS)
+        for record in records:
+            if record["exercise"]:
+                possible = grader.points_possible(record["exercise"])
+                assert record["points_possible"] == possible
+                assert record["points"] == (possible if record["status"] == "passed" else 0)
+        results = graded["gradescope"]
+        assert_gradescope_format(results)
+        assert len(results["tests"]) == len(records)
+        assert results["score"] == sum(r["points"] for r in records)
+        stdout = graded["process"].stdout
+        assert "Total: " in stdout.splitlines()[-1] and "could not be graded" in stdout
+        assert "Traceback" not in stdout + graded["process"].stderr
 
 
 def assert_gradescope_format(results):

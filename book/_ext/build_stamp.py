@@ -4,7 +4,13 @@ reuse the README's strict build instead of building (and executing every lesson)
 At the end of a build this writes ``<build dir>/build-stamp.json``::
 
     {"sources": <sha256 of every source file>, "warnings": n, "failed": bool,
-     "nitpicky": bool, "execution": "force"}
+     "nitpicky": bool, "execution": "cache", "executed_afresh": ["lessons/00_warmup", ...]}
+
+``executed_afresh`` lists the notebooks this build read and executed from scratch: every
+notebook it read when MyST-NB runs in ``force`` mode, or in ``cache`` mode when
+``parallel_execution.py`` emptied the cache before reading (it always does).
+``executed_while_reading`` lists those that MyST-NB executed itself, one at a time, because the
+parallel run did not leave them in the cache (normally none).
 
 ``tests/conftest.py`` reuses ``_build`` only when the stamp says the build had no warning and
 no error, was nitpicky and executed every lesson afresh, and its ``sources`` equal the hash of
@@ -34,6 +40,17 @@ def sources_hash(root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def _record_notebooks_read(app, env, docnames):
+    app.gated_memory_notebooks_read = sorted(
+        docname for docname in docnames if Path(env.doc2path(docname)).suffix == ".ipynb")
+
+
+def _executed_afresh(app) -> list[str]:
+    mode = app.config["nb_execution_mode"]
+    fresh = mode == "force" or (mode == "cache" and getattr(app, "jupyter_cache_emptied", False))
+    return getattr(app, "gated_memory_notebooks_read", []) if fresh else []
+
+
 def _write_stamp(app, exception):
     stamp = {
         "sources": sources_hash(),
@@ -41,10 +58,13 @@ def _write_stamp(app, exception):
         "failed": exception is not None,
         "nitpicky": bool(app.config.nitpicky),
         "execution": app.config["nb_execution_mode"],
+        "executed_afresh": _executed_afresh(app),
+        "executed_while_reading": getattr(app, "notebooks_executed_while_reading", None),
     }
     (Path(app.outdir).parent / "build-stamp.json").write_text(json.dumps(stamp, indent=1))
 
 
 def setup(app):
+    app.connect("env-before-read-docs", _record_notebooks_read)
     app.connect("build-finished", _write_stamp, priority=10000)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,119 @@
+"""Execute the lessons a build reads in parallel, afresh, before Sphinx reads them.
+
+MyST-NB executes each notebook while Sphinx reads it, one after another, and Jupyter Book 1.x
+offers no parallel build. So this extension runs, on ``env-before-read-docs``:
+
+1. it empties the build's jupyter-cache (``_build/.jupyter_cache``): no output of an earlier
+   build can be served, so every build still executes every lesson it reads from scratch;
+2. it executes those notebooks in worker processes, one per core (at most ``MAX_WORKERS``),
+   longest first, each exactly as MyST-NB would: in its own folder, with the configured
+   timeout, errors not allowed (``jupyter_cache.executors.utils.single_nb_execution``);
+3. it stores each executed notebook in that cache.
+
+MyST-NB, in ``cache`` mode (``_config.yml``), then finds each lesson's outputs in the cache
+instead of running it again. A lesson that failed here is not stored, so MyST-NB runs it once
+more itself and reports its error and traceback as usual: a broken lesson still fails the build.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from sphinx.util import logging
+
+LOGGER = logging.getLogger(__name__)
+MAX_WORKERS = 4
+LESSON_TIMES = Path(__file__).resolve().parents[1] / "_data" / "lesson_times.json"
+
+
+def execute_notebook(path: str, timeout: int | None, allow_errors: bool) -> dict:
+    """Run one notebook in a fresh kernel; return it executed (as JSON) or its error."""
+    # jsonschema (imported by nbformat) would import rfc3987_syntax, which compiles a grammar
+    # (2.5 s) for the "iri" string format that no notebook schema uses: mark it missing.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import nbformat
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    nb = nbformat.read(path, as_version=4)
+    result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
+                                 allow_errors=allow_errors, meta_override=True)
+    if result.err is not None:
+        return {"path": path, "error": type(result.err).__name__, "seconds": result.time}
+    return {"path": path, "notebook": nbformat.writes(result.nb), "seconds": result.time}
+
+
+def _longest_first(paths: list[str]) -> list[str]:
+    """The notebooks ordered by their last measured run time, longest first (unknown last)."""
+    try:
+        times = {str(Path(entry["notebook"]).resolve()): entry["seconds"]
+                 for entry in json.loads(LESSON_TIMES.read_text())["lessons"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        times = {}
+    return sorted(paths, key=lambda path: -times.get(path, 0.0))
+
+
+def _notebooks_to_read(app, env, docnames) -> list[str]:
+    paths = (Path(env.doc2path(docname)).resolve() for docname in docnames)
+    return [str(path) for path in paths if path.suffix == ".ipynb"]
+
+
+def _execute_in_parallel(app, env, docnames):
+    config = env.mystnb_config
+    if config.execution_mode != "cache":
+        return
+    cache_path = Path(config.execution_cache_path)
+    shutil.rmtree(cache_path, ignore_errors=True)  # nothing from an earlier build is reused
+    app.jupyter_cache_emptied = True
+    notebooks = _longest_first(_notebooks_to_read(app, env, docnames))
+    if not notebooks:
+        return
+
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from nbformat import reads
+
+    cache = get_cache(str(cache_path))
+    workers = max(1, min(len(notebooks), os.cpu_count() or 1, MAX_WORKERS))
+    LOGGER.info(f"executing {len(notebooks)} notebooks, {workers} at a time")
+    start = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(execute_notebook, path, config.execution_timeout,
+                               config.execution_allow_errors) for path in notebooks]
+        for future in futures:
+            result = future.result()
+            name = os.path.relpath(result["path"], app.srcdir)
+            if "error" in result:
+                LOGGER.info(f"{name}: {result['error']} after {result['seconds']:.1f} s; "
+                            "MyST-NB runs it again to report the error")
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(reads(result["notebook"], as_version=4), result["path"],
+                              data={"execution_seconds": result["seconds"]}),
+                check_validity=False, overwrite=True)
+            LOGGER.info(f"{name}: executed in {result['seconds']:.1f} s")
+    LOGGER.info(f"executed {len(notebooks)} notebooks in {time.perf_counter() - start:.1f} s")
+
+
+def _record_misses(app, exception):
+    """The notebooks MyST-NB had to execute itself while reading (it adds a project record
+    for each; this module adds none): a failed lesson, or a cache key that did not match."""
+    if getattr(app, "jupyter_cache_emptied", False):
+        from jupyter_cache import get_cache
+
+        cache = get_cache(app.env.mystnb_config.execution_cache_path)
+        app.notebooks_executed_while_reading = sorted(
+            os.path.relpath(record.uri, app.srcdir) for record in cache.list_project_records())
+
+
+def setup(app):
+    app.connect("env-before-read-docs", _execute_in_parallel)
+    app.connect("build-finished", _record_misses)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
