@@ -33,6 +33,13 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+# jsonschema (imported through nbformat by the tests and by nbval) imports rfc3987_syntax, when
+# installed, for its "iri" string format, and that import compiles a grammar: 2.5 s in every
+# test process. No notebook schema uses that format: mark the module missing before anything
+# imports jsonschema. (That is why pyproject.toml loads nbval with ``-p no:nbval``: it would
+# import nbformat before this file runs; tests/test_lessons.py runs nbval in its own process.)
+sys.modules.setdefault("rfc3987_syntax", None)
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = ROOT / "_build"
 BUILD_LOG = BUILD_DIR / "pytest-build.log"
