@@ -117,8 +117,10 @@ class Site:
                 bt.wait_for_mathjax(tab)
                 bt.wait_for_images(tab)
                 facts = tab.evaluate(PAGE_FACTS)
-                if page.startswith("lessons/"):  # the desktop screenshot for review
-                    screenshot(tab, Path(page).stem, "desktop")
+                if page.startswith("lessons/"):  # then, in the same tab:
+                    screenshot(tab, Path(page).stem, "desktop")  # for review
+                    facts["solutionClicks"] = attempt(click_every_solution, tab)
+                    facts["download"] = attempt(download_with_the_button, tab)
             finally:
                 tab.close()
             self._visits[page] = (log, facts)
@@ -229,37 +231,68 @@ def test_every_internal_link_and_cross_reference_resolves(book_site, site, page)
 # Exercise solutions.
 
 
+def attempt(interaction, tab) -> dict:
+    """What ``interaction(tab)`` saw, or the error that stopped it (for its test to report)."""
+    try:
+        return interaction(tab)
+    except Exception as error:  # noqa: BLE001 (reported by the test that reads it)
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def click_every_solution(tab) -> dict:
+    """Each solution's state on load, after a click on its button, and after a second one."""
+    seen = []
+    solutions = tab.locator("div.solution.dropdown")
+    for index in range(solutions.count()):
+        solution = solutions.nth(index)
+        title = solution.locator(".admonition-title")
+        body = solution.locator(":scope > :not(.admonition-title)")
+        button = solution.locator("button.toggle-button")
+        button.wait_for(state="attached")
+        state = {"name": title.inner_text().strip().splitlines()[0], "parts": body.count(),
+                 "visible_on_load": [body.nth(i).is_visible() for i in range(body.count())],
+                 "expanded_on_load": button.get_attribute("aria-expanded")}
+        button.click()
+        body.first.wait_for(state="visible", timeout=5000)
+        state["visible_when_open"] = [body.nth(i).is_visible() for i in range(body.count())]
+        state["code_visible"] = solution.locator("pre").first.is_visible()
+        button.click()
+        body.first.wait_for(state="hidden", timeout=5000)
+        seen.append(state)
+    return {"solutions": seen}
+
+
+def download_with_the_button(tab) -> dict:
+    """The download menu's ``.ipynb`` link, and what the server sends for it."""
+    menu = tab.locator(".dropdown-download-buttons")
+    menu.locator("button").first.click(timeout=10_000)
+    link = menu.locator("a.dropdown-item", has_text=".ipynb")
+    link.wait_for(state="visible", timeout=5000)
+    href = link.evaluate("a => a.href")
+    served = tab.evaluate(
+        """async url => {
+             const r = await fetch(url);
+             return {status: r.status, text: await r.text()};
+           }""",
+        href,
+    )
+    return {"href": href, **served}
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_solutions_are_collapsed_on_load_and_open_on_click(book_site, lesson):
-    page = book_site.context.new_page()
-    try:
-        page.goto(book_site.url(lesson_page(book_site, lesson)), wait_until="load")
-        solutions = page.locator("div.solution.dropdown")
-        count = solutions.count()
-        if count == 0:
-            pytest.skip(f"{lesson.name} has no solutions")
-        for index in range(count):
-            solution = solutions.nth(index)
-            title = solution.locator(".admonition-title")
-            body = solution.locator(":scope > :not(.admonition-title)")
-            button = solution.locator("button.toggle-button")
-            button.wait_for(state="attached")
-            name = title.inner_text().strip().splitlines()[0]
-            assert body.count() > 0, f"{name}: the solution has no body"
-            assert not any(body.nth(i).is_visible() for i in range(body.count())), (
-                f"{name}: the solution is visible before any click"
-            )
-            assert button.get_attribute("aria-expanded") == "false"
-            button.click()
-            body.first.wait_for(state="visible", timeout=5000)
-            assert all(body.nth(i).is_visible() for i in range(body.count())), (
-                f"{name}: the solution did not open on click"
-            )
-            assert solution.locator("pre").first.is_visible(), f"{name}: its code is hidden"
-            button.click()
-            body.first.wait_for(state="hidden", timeout=5000)
-    finally:
-        page.close()
+    _, facts = book_site.visit(lesson_page(book_site, lesson))
+    clicks = facts["solutionClicks"]
+    assert "error" not in clicks, f"{lesson.name}: {clicks.get('error')}"
+    if not clicks["solutions"]:
+        pytest.skip(f"{lesson.name} has no solutions")
+    for state in clicks["solutions"]:
+        name = state["name"]
+        assert state["parts"] > 0, f"{name}: the solution has no body"
+        assert not any(state["visible_on_load"]), f"{name}: the solution is visible on load"
+        assert state["expanded_on_load"] == "false"
+        assert all(state["visible_when_open"]), f"{name}: the solution did not open on click"
+        assert state["code_visible"], f"{name}: its code is hidden"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,23 +358,10 @@ def test_search_finds_the_chapter(book_site, term, chapter):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_download_button_serves_the_lesson_notebook(book_site, lesson):
-    page = book_site.context.new_page()
-    try:
-        page.goto(book_site.url(lesson_page(book_site, lesson)), wait_until="load")
-        menu = page.locator(".dropdown-download-buttons")
-        menu.locator("button").first.click(timeout=10_000)
-        link = menu.locator("a.dropdown-item", has_text=".ipynb")
-        link.wait_for(state="visible", timeout=5000)
-        href = link.evaluate("a => a.href")
-        served = page.evaluate(
-            """async url => {
-                 const r = await fetch(url);
-                 return {status: r.status, text: await r.text()};
-               }""",
-            href,
-        )
-    finally:
-        page.close()
+    _, facts = book_site.visit(lesson_page(book_site, lesson))
+    served = facts["download"]
+    assert "error" not in served, f"{lesson.name}: {served.get('error')}"
+    href = served["href"]
     assert served["status"] == 200, f"{href}: HTTP {served['status']}"
     downloaded = nbformat.reads(served["text"], as_version=4)
     shipped = nbformat.read(lesson, as_version=4)
