@@ -211,6 +211,12 @@ def built_book():
     _build["thread"].join()
     stamp = fresh_build_stamp(BUILD_DIR)
     log = BUILD_LOG.read_text() if BUILD_LOG.exists() else ""
+    attempt = BUILD_DIR / ".pytest-build-run"
+    built_in_this_run = attempt.exists() and attempt.read_text() == _run_id()
+    if stamp is None and not built_in_this_run:
+        pytest.fail("_build is not a strict build of the current sources, and this run did not "
+                    "build it: did a source change while the tests ran? Run them again.",
+                    pytrace=False)
     assert stamp is not None, f"the strict book build failed:\n{log[-6000:]}"
     if "process" not in _build:
         log = (f"reused the strict build in _build: {stamp['warnings']} warnings, "
