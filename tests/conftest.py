@@ -58,6 +58,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 SLOW_FIXTURES = {"built_book", "lab", "playwright_driver"}  # a build, a JupyterLab, a browser
 LESSON_NAMES = sorted(f"lessons/{path.stem}" for path in (ROOT / "lessons").glob("*.ipynb"))
 ONE_UNIT_PER_TEST = ("tests/test_lessons.py", "tests/test_grader.py")
+MADE_ONCE = ("lab", "book_site", "pdf", "graded")  # expensive fixtures: all their tests, one unit
 COST_HINTS = {  # unit -> rough seconds (2 cores, 2026-11-29); only the order depends on them
     "tests/test_browser.py": 130, "tests/test_lab.py": 110, "tests/test_pdf.py": 65,
     "tests/test_grader.py::TestOneClassGradedAtOnce": 75,
@@ -103,6 +104,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _needs_book(item):
             item.add_marker(pytest.mark.slow)
+    _check_expensive_fixtures_stay_in_one_unit(items)
     book_is_fresh = fresh_build_stamp(BUILD_DIR) is not None
     units = {}
     for item in items:
@@ -111,6 +113,21 @@ def pytest_collection_modifyitems(config, items):
     for name, unit in units.items():
         unit[1] = -cost_hint(name)
     items.sort(key=lambda item: tuple(units[work_unit(item.nodeid)]))
+
+
+def _check_expensive_fixtures_stay_in_one_unit(items):
+    """A JupyterLab, the book's browser, the PDF and the graded class are each made once per
+    worker that runs one of their tests: a test using one of them outside its unit would make
+    it twice. Refuse such a collection, naming the units."""
+    units = {}
+    for item in items:
+        for name in set(MADE_ONCE) & set(getattr(item, "fixturenames", ())):
+            units.setdefault(name, set()).add(work_unit(item.nodeid))
+    spread = {name: sorted(found) for name, found in units.items() if len(found) > 1}
+    if spread:
+        raise pytest.UsageError(
+            "tests that share an expensive fixture must stay in one module or class (one unit "
+            f"of work for pytest-xdist), or the fixture is made once per unit: {spread}")
 
 
 @pytest.hookimpl(optionalhook=True)
