@@ -99,6 +99,9 @@ def serve(directory: Path):
         thread.join(timeout=5)
 
 
+DESKTOP = {"width": 1280, "height": 900}  # every new tab's viewport
+
+
 @contextmanager
 def launch_browser(playwright, executable: str):
     """A headless Chromium with a fresh profile (user data dir) that is removed afterwards."""
@@ -108,7 +111,7 @@ def launch_browser(playwright, executable: str):
         executable_path=executable,
         headless=True,
         args=CHROMIUM_ARGS,
-        viewport={"width": 1280, "height": 900},
+        viewport=DESKTOP,
         accept_downloads=True,
         service_workers="block",
     )

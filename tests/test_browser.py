@@ -26,7 +26,6 @@ from .lesson_tools import LESSONS, ROOT, toc_files
 TOC_PAGES = sorted(toc_files())
 SITE_PAGES = [*TOC_PAGES, "genindex", "search"]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 LSTM_CHAPTER = ROOT / "lessons" / "04_lstm.ipynb"
 META_REFRESH = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)"', re.I)
@@ -386,7 +385,7 @@ def screenshot(tab, stem: str, label: str) -> Path:
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_fits_a_phone_and_is_screenshotted(book_site, lesson):
     """Loaded at a phone's width, nothing scrolls sideways; screenshots at desktop width (taken
-    when the page was first loaded, at 1280 px) and at phone width."""
+    when the page was first loaded, in a tab of ``bt.DESKTOP`` size) and at phone width."""
     problems = []
     book_site.visit(lesson_page(book_site, lesson))  # desktop: loaded once, screenshotted
     assert (SCREENSHOTS / f"{lesson.stem}-desktop.jpg").exists()

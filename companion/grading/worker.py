@@ -31,20 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def _skip_the_iri_grammar() -> None:
-    """nbformat and nbclient import jsonschema, which, when ``rfc3987_syntax`` is installed
-    (Jupyter's server pulls it in), imports it to check the ``iri`` string format, and that
-    import compiles a grammar: about 2.5 s on a 2-core machine, for every notebook graded. No
-    notebook schema uses that format, so the worker marks the module missing before anything
-    imports jsonschema (which then leaves that one format unchecked)."""
-    sys.modules.setdefault("rfc3987_syntax", None)
+from companion.quick_imports import skip_the_iri_grammar
 
 
 def _nbformat():
     """nbformat, imported in the worker only: it pulls in jsonschema, whose format checkers
     take over a second to import, and the command line must answer usage errors at once."""
-    _skip_the_iri_grammar()
+    skip_the_iri_grammar()
     import nbformat
 
     return nbformat
@@ -133,7 +126,7 @@ def evaluation_points(cells: list[dict], exercise_ids: list[str]) -> dict[str, i
 
 
 def _client_class():
-    _skip_the_iri_grammar()
+    skip_the_iri_grammar()
     from nbclient import NotebookClient
 
     class CappedClient(NotebookClient):
@@ -502,7 +495,7 @@ def _first_line(value) -> str:
 
 
 def main() -> int:
-    _skip_the_iri_grammar()
+    skip_the_iri_grammar()
     raw = json.loads(sys.stdin.read())
     request = Request(**raw)
     os.chdir(request.workdir)
