@@ -149,6 +149,18 @@ class PageLog:
         ]
         return found
 
+    def mark(self) -> tuple[int, ...]:
+        """Where each list ends now; :meth:`since` gives what was logged after."""
+        return tuple(len(getattr(self, name)) for name in _LOGGED)
+
+    def since(self, mark: tuple[int, ...]) -> PageLog:
+        """A log of what happened after ``mark`` (one tab, several things done in turn)."""
+        return PageLog(self.url, *(getattr(self, name)[start:]
+                                   for name, start in zip(_LOGGED, mark, strict=True)))
+
+
+_LOGGED = ("console_errors", "page_errors", "requests", "failed_requests")
+
 
 def _is_favicon_probe(text: str) -> bool:
     """Chromium asks every origin for /favicon.ico on its own; the book declares no icon, so
@@ -234,7 +246,9 @@ def _free_port() -> int:
 def jupyter_lab(root_dir: Path, log_path: Path, timeout_s: float = 90):
     """``jupyter lab`` serving ``root_dir`` on 127.0.0.1 at a free port, with no token, no
     browser and a throw-away settings, workspace and runtime folder; yields the base URL (ending
-    with a slash) and stops the server afterwards."""
+    with a slash) and stops the server afterwards. The page exposes the application as
+    ``window.jupyterapp`` (as JupyterLab's own UI tests do), so that a test can run its
+    commands: open a notebook as the file browser does, close it and shut its kernel down."""
     state = Path(tempfile.mkdtemp(prefix="jupyterlab-test-"))
     for name, values in LAB_SETTINGS.items():
         path = state / "settings" / name
@@ -251,6 +265,7 @@ def jupyter_lab(root_dir: Path, log_path: Path, timeout_s: float = 90):
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root_dir}",
         "--ServerApp.port_retries=0", "--LabApp.news_url=",
+        "--LabApp.expose_app_in_browser=True",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI runners often run as root

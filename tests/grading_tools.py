@@ -30,7 +30,10 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
     """The warm-up lesson with its stubs replaced: ``defs[id]`` (source, or STUB to keep
     the stub; default the reference solution), ``after[id]`` a cell inserted after the
     stub's cell, ``checks[id]`` replaces the check cell's source. Without ``full``, the
-    cells that only illustrate (plots, demos) are left out to keep the tests fast.
+    cells that only illustrate (plots, demos) are left out to keep the tests fast, and so is
+    the setup cell's ``import torch``, which only they use (2 s of every kernel; the real
+    lessons, imports and all, go through the grader in
+    ``test_every_solved_lesson_passes_through_the_grader``).
     ``early`` cells come right after the setup cell, ``extra`` cells at the end."""
     defs, after, checks = defs or {}, after or {}, checks or {}
     notebook = copy.deepcopy(WARMUP)
@@ -47,6 +50,8 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
                 cell.source = checks[checked[0]]
             elif not full and index > 1 and not checked and "use(" not in cell.source:
                 continue
+            elif not full and index == 1:
+                cell.source = _without_torch(cell.source)
             cells.append(cell)
             if index == 1:
                 cells += [new_code_cell(source) for source in (early or [])]
@@ -61,6 +66,12 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
     else:
         notebook.metadata["companion"] = {"lesson": lesson}
     return notebook
+
+
+def _without_torch(setup: str) -> str:
+    kept = [line for line in setup.splitlines() if "torch" not in line]
+    assert len(kept) == len(setup.splitlines()) - 2, "expected `import torch` and its seed"
+    return "\n".join(kept)
 
 
 def grade(*arguments, cwd=None, env=None, timeout=900):

@@ -58,24 +58,60 @@ def browser(playwright_driver, chromium_path):
         yield ctx
 
 
+IDLE_KERNEL = (  # the status bar reads "Python 3 (ipykernel) | Idle"
+    "() => /\\|\\s*Idle/.test(document.querySelector('#jp-main-statusbar')?.innerText || '')")
+CHAPTER_NUMBERS = """prefix => Array.from(
+    document.querySelectorAll('aside.myst-exercise .myst-exercise-title'))
+    .some(t => t.innerText.startsWith(`Exercise ${prefix}.1`))"""
+
+
+def settle(tab, path: Path) -> None:
+    """Wait until the lesson's kernel is idle and jupyterlab-myst's notebook-wide pass is done
+    (exercise numbers carry the chapter prefix only after it)."""
+    tab.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=60_000)
+    tab.wait_for_function(IDLE_KERNEL, timeout=60_000)
+    tab.wait_for_function(CHAPTER_NUMBERS, arg=chapter_prefix(path), timeout=30_000)
+    tab.wait_for_timeout(1500)  # let late metadata updates (kernel info) land before judging
+
+
 def open_lesson(browser, lab: str, path: Path):
-    """A new tab with the lesson open, its kernel idle and jupyterlab-myst's notebook-wide pass
-    done (exercise numbers carry the chapter prefix only after it); returns (tab, log)."""
+    """A new tab with the lesson open from its URL, settled; returns (tab, log)."""
     tab = browser.new_page()
     log = bt.record(tab, f"{lab}lab/tree/lessons/{path.name}")
     tab.goto(f"{lab}lab/tree/lessons/{path.name}?reset", wait_until="load")
-    tab.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=60_000)
-    tab.wait_for_function(  # the status bar reads "Python 3 (ipykernel) | Idle"
-        "() => /\\|\\s*Idle/.test(document.querySelector('#jp-main-statusbar')?.innerText || '')",
-        timeout=60_000)
-    prefix = chapter_prefix(path)
-    tab.wait_for_function(
-        """prefix => Array.from(
-             document.querySelectorAll('aside.myst-exercise .myst-exercise-title'))
-             .some(t => t.innerText.startsWith(`Exercise ${prefix}.1`))""",
-        arg=prefix, timeout=30_000)
-    tab.wait_for_timeout(1500)  # let late metadata updates (kernel info) land before judging
+    settle(tab, path)
     return tab, log
+
+
+@pytest.fixture(scope="session")
+def lab_tab(browser, lab):
+    """One tab with JupyterLab loaded and no document open, and its log."""
+    tab = browser.new_page()
+    log = bt.record(tab, f"{lab}lab")
+    tab.goto(f"{lab}lab?reset", wait_until="load")
+    tab.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
+    tab.evaluate("async () => { await window.jupyterapp.restored; }")
+    yield tab, log
+    tab.close()
+
+
+def open_in_lab(tab, path: Path) -> None:
+    """Open the lesson in the running JupyterLab as a double click in the file browser does
+    (``docmanager:open``), and let it settle."""
+    tab.evaluate("async path => { await window.jupyterapp.commands.execute("
+                 "'docmanager:open', {path}); }", f"lessons/{path.name}")
+    settle(tab, path)
+
+
+def close_and_shut_down(tab) -> None:
+    """Close the open notebook and shut its kernel down (File > Close and Shut Down Notebook,
+    without the confirmation dialog)."""
+    tab.evaluate("""async () => {
+        const panel = window.jupyterapp.shell.currentWidget;
+        await panel.sessionContext.shutdown();
+        panel.dispose();
+    }""")
+    tab.wait_for_function("() => !document.querySelector('.jp-NotebookPanel')")
 
 
 LAB_FACTS = r"""
@@ -111,21 +147,26 @@ LAB_FACTS = r"""
 
 
 @pytest.fixture(scope="session")
-def lessons_seen(browser, lab):
-    """Each lesson opened once: ``{path: (log, facts)}``, filled on demand."""
+def lessons_seen(lab_tab):
+    """Each lesson opened once, one after the other in the same JupyterLab, as a learner
+    opens them from the file browser: ``{path: (log, facts)}``, filled on demand. Opening
+    each in a new tab would load JupyterLab's code each time: a third more time for the same
+    checks."""
+    tab, tab_log = lab_tab
     seen = {}
 
     def visit(path: Path):
         if path not in seen:
-            tab, log = open_lesson(browser, lab, path)
+            mark = tab_log.mark()
+            open_in_lab(tab, path)
             try:
                 facts = tab.evaluate(LAB_FACTS)
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 tab.screenshot(path=str(SCREENSHOTS / f"{path.stem}.png"))
                 facts["solutionsOpened"] = open_every_solution(tab, path)
             finally:
-                tab.close()
-            seen[path] = (log, facts)
+                close_and_shut_down(tab)
+            seen[path] = (tab_log.since(mark), facts)
         return seen[path]
 
     return visit
@@ -241,3 +282,16 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
     assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
     assert "max sigma'(z) on the grid" in last_output, last_output
     assert not log.page_errors, log.page_errors
+
+
+def test_one_tab_log_is_split_per_lesson():
+    """The lessons share a tab: each is judged only on what was logged while it was open."""
+    log = bt.PageLog("http://127.0.0.1:1/lab")
+    log.console_errors.append("from the lesson before")
+    mark = log.mark()
+    log.page_errors.append("TypeError: boom")
+    log.requests.append("https://cdn.example.org/x.js")
+    part = log.since(mark)
+    assert part.console_errors == [] and part.page_errors == ["TypeError: boom"]
+    assert part.problems() == ["uncaught exception: TypeError: boom",
+                               "request leaves the machine: https://cdn.example.org/x.js"]
