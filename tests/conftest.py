@@ -244,6 +244,21 @@ def built_book():
     return BUILD_DIR, log
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--screenshots", action="store_true",
+        help="save screenshots of every lesson, in the book at desktop and phone widths and in "
+             "JupyterLab, into _build/screenshots/ for review (off by default: full-page "
+             "screenshots took half of the browser tests' time)")
+
+
+@pytest.fixture(scope="session")
+def screenshots(request):
+    """The folder that ``--screenshots`` saves screenshots into (``_build/screenshots``), or
+    ``None`` without that option."""
+    return BUILD_DIR / "screenshots" if request.config.getoption("screenshots") else None
+
+
 @pytest.fixture(scope="session")
 def chromium_path():
     """Debian's Chromium, or a failure that says how to install it (never a skip)."""

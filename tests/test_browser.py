@@ -5,8 +5,9 @@ package, through Playwright), offline.
 Every page loads with no console error, no failed request and no request leaving the machine;
 every formula is typeset; every image loads and has a real alt text; every internal link and
 cross-reference resolves; solutions start collapsed and open on click; search finds the pages
-it should; the download button serves the lesson; lesson pages fit a phone's width (and are
-screenshotted at desktop and phone widths into ``_build/screenshots/`` for review).
+it should; the download button serves the lesson; lesson pages fit a phone's width. With
+``--screenshots``, every lesson page is also saved at desktop and phone widths into
+``_build/screenshots/`` for review.
 
 Chromium missing is a failure with the command that installs it, never a skip.
 """
@@ -25,7 +26,6 @@ from .lesson_tools import LESSONS, ROOT, toc_files
 
 TOC_PAGES = sorted(toc_files())
 SITE_PAGES = [*TOC_PAGES, "genindex", "search"]
-SCREENSHOTS = ROOT / "_build" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 LSTM_CHAPTER = ROOT / "lessons" / "04_lstm.ipynb"
 META_REFRESH = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)"', re.I)
@@ -92,8 +92,9 @@ PAGE_FACTS = r"""
 class Site:
     """Loads each page of the served book once, on demand, and remembers what it saw."""
 
-    def __init__(self, html: Path, base_url: str, context):
+    def __init__(self, html: Path, base_url: str, context, screenshots: Path | None):
         self.html, self.base_url, self.context = html, base_url, context
+        self.screenshots = screenshots  # the folder for --screenshots, or None
         self._visits: dict[str, tuple[bt.PageLog, dict]] = {}
 
     def url(self, page: str) -> str:
@@ -117,7 +118,7 @@ class Site:
                 bt.wait_for_images(tab)
                 facts = tab.evaluate(PAGE_FACTS)
                 if page.startswith("lessons/"):  # then, in the same tab:
-                    screenshot(tab, Path(page).stem, "desktop")  # for review
+                    screenshot(self.screenshots, tab, Path(page).stem, "desktop")
                     facts["solutionClicks"] = attempt(click_every_solution, tab)
                     facts["download"] = attempt(download_with_the_button, tab)
             finally:
@@ -143,9 +144,13 @@ def lesson_page(book_site: Site, lesson: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def book_site(browser, site):  # the browser first: no Chromium fails before the build
+def book_site(browser, site, screenshots):  # the browser first: no Chromium fails before the build
     html, base_url = site
-    return Site(html, base_url, browser)
+    if screenshots:
+        screenshots.mkdir(parents=True, exist_ok=True)
+        for old in [*screenshots.glob("*.png"), *screenshots.glob("*.jpg")]:
+            old.unlink()
+    return Site(html, base_url, browser, screenshots)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,29 +378,32 @@ def test_download_button_serves_the_lesson_notebook(book_site, lesson):
 # Phone width, and screenshots for review.
 
 
-def screenshot(tab, stem: str, label: str) -> Path:
-    """A full-page screenshot into ``_build/screenshots/`` (JPEG: half PNG's encoding time)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SCREENSHOTS / f"{stem}-{label}.jpg"
+def screenshot(folder: Path | None, tab, stem: str, label: str) -> None:
+    """With ``--screenshots``, a full-page screenshot into ``folder`` (JPEG: half PNG's encoding
+    time)."""
+    if folder is None:
+        return
+    shot = folder / f"{stem}-{label}.jpg"
     tab.screenshot(path=str(shot), full_page=True, type="jpeg", quality=75)
     assert shot.stat().st_size > 0
-    return shot
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_fits_a_phone_and_is_screenshotted(book_site, lesson):
-    """Loaded at a phone's width, nothing scrolls sideways; screenshots at desktop width (taken
-    when the page was first loaded, in a tab of ``bt.DESKTOP`` size) and at phone width."""
+def test_lesson_fits_a_phone(book_site, lesson):
+    """Loaded at a phone's width, nothing scrolls sideways. With ``--screenshots``: screenshots
+    at desktop width (taken when the page was first loaded, in a tab of ``bt.DESKTOP`` size)
+    and at phone width."""
     problems = []
-    book_site.visit(lesson_page(book_site, lesson))  # desktop: loaded once, screenshotted
-    assert (SCREENSHOTS / f"{lesson.stem}-desktop.jpg").exists()
+    book_site.visit(lesson_page(book_site, lesson))  # desktop: loaded once
+    if book_site.screenshots:
+        assert (book_site.screenshots / f"{lesson.stem}-desktop.jpg").exists()
     page = book_site.context.new_page()
     try:
         page.set_viewport_size(PHONE)
         page.goto(book_site.url(lesson_page(book_site, lesson)), wait_until="load")
         bt.wait_for_mathjax(page)
         bt.wait_for_images(page)
-        screenshot(page, lesson.stem, "phone")
+        screenshot(book_site.screenshots, page, lesson.stem, "phone")
         layout = page.evaluate(
             """() => ({
                  scrollWidth: document.documentElement.scrollWidth,

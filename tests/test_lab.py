@@ -7,7 +7,7 @@ citations readable (author-year links to the references page, never raw keys), i
 numbered "<chapter>.<n>" as in the book, each one box, its solutions collapsed and opening on
 their code, and the notebook not marked modified. Then the warm-up, with a wrong answer typed into
 a stub, is run with Run All from the menu: the last cell runs and the failure is shown.
-Screenshots land in ``_build/screenshots/lab/`` for review.
+With ``--screenshots``, screenshots land in ``_build/screenshots/lab/`` for review.
 
 JupyterLab serves a temporary copy of the lessons: nothing is written into ``lessons/``.
 """
@@ -25,7 +25,6 @@ import pytest
 from . import browser_tools as bt
 from .lesson_tools import LESSONS, ROOT, read
 
-SCREENSHOTS = ROOT / "_build" / "screenshots" / "lab"
 BIB_KEYS = re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.M)
 WARM_UP = ROOT / "lessons" / "00_warmup.ipynb"
 WRONG_SIGMOID = "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))  # overflows for z = -1000\n"
@@ -147,7 +146,23 @@ LAB_FACTS = r"""
 
 
 @pytest.fixture(scope="session")
-def lessons_seen(lab_tab):
+def lab_screenshots(screenshots):
+    """The folder for ``--screenshots`` of JupyterLab (emptied first), or ``None``."""
+    if screenshots is None:
+        return None
+    folder = screenshots / "lab"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def save_screenshot(tab, folder: Path | None, name: str) -> None:
+    if folder is not None:
+        tab.screenshot(path=str(folder / name))
+
+
+@pytest.fixture(scope="session")
+def lessons_seen(lab_tab, lab_screenshots):
     """Each lesson opened once, one after the other in the same JupyterLab, as a learner
     opens them from the file browser: ``{path: (log, facts)}``, filled on demand. Opening
     each in a new tab would load JupyterLab's code each time: a third more time for the same
@@ -161,9 +176,8 @@ def lessons_seen(lab_tab):
             open_in_lab(tab, path)
             try:
                 facts = tab.evaluate(LAB_FACTS)
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(SCREENSHOTS / f"{path.stem}.png"))
-                facts["solutionsOpened"] = open_every_solution(tab, path)
+                save_screenshot(tab, lab_screenshots, f"{path.stem}.png")
+                facts["solutionsOpened"] = open_every_solution(tab, path, lab_screenshots)
             finally:
                 close_and_shut_down(tab)
             seen[path] = (tab_log.since(mark), facts)
@@ -172,7 +186,7 @@ def lessons_seen(lab_tab):
     return visit
 
 
-def open_every_solution(tab, path: Path) -> list[dict]:
+def open_every_solution(tab, path: Path, screenshots: Path | None) -> list[dict]:
     """Click each solution open; what it shows. The first one is screenshotted open."""
     opened = []
     solutions = tab.locator("details.myst-exercise")
@@ -183,7 +197,7 @@ def open_every_solution(tab, path: Path) -> list[dict]:
         code = solution.locator("pre, code").first
         code.wait_for(state="visible", timeout=5000)
         if index == 0:
-            tab.screenshot(path=str(SCREENSHOTS / f"{path.stem}-solution.png"))
+            save_screenshot(tab, screenshots, f"{path.stem}-solution.png")
         opened.append({"open": solution.evaluate("d => d.open"),
                        "code": solution.locator("pre").first.inner_text()})
     return opened
@@ -254,7 +268,8 @@ def test_solutions_are_collapsed_and_open_on_their_code(lessons_seen, path):
         assert opened["code"].startswith("def "), f"an opened solution shows {opened['code']!r}"
 
 
-def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure(browser, lab):
+def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure(
+        browser, lab, lab_screenshots):
     """The warm-up with a sigmoid that overflows typed into its stub, run with Run ▸ Run All
     Cells: the check reports the failure and the lesson runs to its last cell."""
     tab, log = open_lesson(browser, lab, WARM_UP)
@@ -276,8 +291,7 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
         last_output = last.locator(".jp-OutputArea").inner_text()
         check.scroll_into_view_if_needed()
     finally:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(SCREENSHOTS / "00_warmup-wrong-answer.png"))
+        save_screenshot(tab, lab_screenshots, "00_warmup-wrong-answer.png")
         tab.close()
     assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
     assert "max sigma'(z) on the grid" in last_output, last_output
