@@ -60,11 +60,15 @@ SLOW_FIXTURES = {"built_book", "lab", "playwright_driver"}  # a build, a Jupyter
 LESSON_NAMES = sorted(f"lessons/{path.stem}" for path in (ROOT / "lessons").glob("*.ipynb"))
 ONE_UNIT_PER_TEST = ("tests/test_lessons.py", "tests/test_grader.py")
 MADE_ONCE = ("lab", "book_site", "pdf", "graded")  # expensive fixtures: all their tests, one unit
-COST_HINTS = {  # unit -> rough seconds (2 cores, 2026-11-29); only the order depends on them
-    "tests/test_browser.py": 130, "tests/test_lab.py": 110, "tests/test_pdf.py": 65,
-    "tests/test_grader.py::TestOneClassGradedAtOnce": 75,
-    "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 30,
-    "tests/test_book.py": 15, "tests/test_grader.py": 8,
+COST_HINTS = {  # unit -> rough seconds in a full run (2 cores, 2026-11-30); only the order
+    # depends on them. Modules not listed count 1 s.
+    "tests/test_lab.py": 130, "tests/test_browser.py": 80, "tests/test_pdf.py": 56,
+    "tests/test_grader.py::TestOneClassGradedAtOnce": 65,
+    "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 36,
+    "tests/test_book.py": 27, "tests/test_exercises.py": 13, "tests/test_diagrams.py": 9,
+    "tests/test_grader.py": 8, "tests/test_grading_agreement.py": 8, "tests/test_bench.py": 7,
+    "tests/test_ch06_ch07.py": 5, "tests/test_grading_autograder.py": 5,
+    "tests/test_torch_free.py": 3, "tests/test_layers.py": 3,
 }
 _build = {}
 

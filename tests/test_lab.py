@@ -203,6 +203,7 @@ def open_every_solution(tab, path: Path, screenshots: Path | None) -> list[dict]
     return opened
 
 
+@pytest.mark.slow  # `jupyter labextension list` takes 5 s: kept out of the quick subset
 def test_jupyterlab_myst_declares_itself_compatible_with_jupyterlab():
     jupyter = Path(sys.executable).with_name("jupyter")
     listing = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True,
