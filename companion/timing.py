@@ -30,9 +30,13 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from companion.quick_imports import skip_the_iri_grammar
+
+skip_the_iri_grammar()  # before nbformat: 2.5 s saved (see companion/quick_imports.py)
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_DIR = ROOT / "lessons"
@@ -45,6 +49,17 @@ DEFAULT_TIMEOUT = 120.0
 def lesson_paths(lessons_dir: Path = LESSONS_DIR) -> list[Path]:
     """The lessons, in course order (their file names start with the chapter number)."""
     return sorted(p for p in lessons_dir.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def measured_seconds(json_path: Path = JSON_PATH) -> dict[str, float]:
+    """The last measured run time of each lesson, by notebook name without ``.ipynb``
+    (``{"00_warmup": 6.8, ...}``); empty when the file is missing or unreadable. The book build
+    and the test scheduler start the longest lessons first with it."""
+    try:
+        lessons = json.loads(json_path.read_text())["lessons"]
+        return {Path(entry["notebook"]).stem: float(entry["seconds"]) for entry in lessons}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def lesson_title(notebook) -> str:

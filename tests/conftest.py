@@ -84,11 +84,9 @@ def work_unit(nodeid: str) -> str:
 
 @functools.cache
 def _lesson_seconds() -> dict[str, float]:
-    try:
-        data = json.loads((ROOT / "book" / "_data" / "lesson_times.json").read_text())
-        return {Path(entry["notebook"]).stem: entry["seconds"] for entry in data["lessons"]}
-    except (OSError, ValueError, KeyError):
-        return {}
+    from companion.timing import measured_seconds
+
+    return measured_seconds()
 
 
 def cost_hint(unit: str) -> float:

@@ -51,3 +51,23 @@ def test_running_the_course_includes_the_table():
     assert "```{include} _generated/lesson_times.md" in page
     assert "python -m companion.timing" in page
     assert "book/running" in (ROOT / "_toc.yml").read_text(encoding="utf-8")
+
+
+def test_measured_seconds_reads_each_lesson_and_tolerates_a_missing_file(tmp_path):
+    """The build and the test scheduler order lessons by these (longest first)."""
+    seconds = timing.measured_seconds()
+    assert sorted(seconds) == sorted(path.stem for path in LESSONS)
+    assert all(value > 0 for value in seconds.values())
+    assert timing.measured_seconds(tmp_path / "missing.json") == {}
+    (tmp_path / "bad.json").write_text('{"lessons": [{"seconds": 1}]}')
+    assert timing.measured_seconds(tmp_path / "bad.json") == {}
+
+
+def test_importing_the_timing_module_skips_the_iri_grammar():
+    import subprocess
+    import sys
+
+    code = "import sys, companion.timing; print(sys.modules.get('rfc3987_syntax', 'absent'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "None"

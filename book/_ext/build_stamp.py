@@ -40,9 +40,14 @@ def sources_hash(root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def notebook_docnames(env, docnames) -> list[str]:
+    """The docnames whose source is a notebook (the lessons), sorted."""
+    return sorted(docname for docname in docnames
+                  if Path(env.doc2path(docname)).suffix == ".ipynb")
+
+
 def _record_notebooks_read(app, env, docnames):
-    app.gated_memory_notebooks_read = sorted(
-        docname for docname in docnames if Path(env.doc2path(docname)).suffix == ".ipynb")
+    app.gated_memory_notebooks_read = notebook_docnames(env, docnames)
 
 
 def _executed_afresh(app) -> list[str]:

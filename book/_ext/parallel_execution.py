@@ -17,7 +17,6 @@ more itself and reports its error and traceback as usual: a broken lesson still 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -25,11 +24,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from build_stamp import notebook_docnames
 from sphinx.util import logging
 
 LOGGER = logging.getLogger(__name__)
 MAX_WORKERS = 4
-LESSON_TIMES = Path(__file__).resolve().parents[1] / "_data" / "lesson_times.json"
 
 
 def execute_notebook(path: str, timeout: int | None, allow_errors: bool) -> dict:
@@ -49,18 +48,17 @@ def execute_notebook(path: str, timeout: int | None, allow_errors: bool) -> dict
 
 
 def _longest_first(paths: list[str]) -> list[str]:
-    """The notebooks ordered by their last measured run time, longest first (unknown last)."""
-    try:
-        times = {str(Path(entry["notebook"]).resolve()): entry["seconds"]
-                 for entry in json.loads(LESSON_TIMES.read_text())["lessons"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        times = {}
-    return sorted(paths, key=lambda path: -times.get(path, 0.0))
+    """The notebooks ordered by their last measured run time
+    (``book/_data/lesson_times.json``), longest first (unknown last)."""
+    from companion.timing import measured_seconds
+
+    times = measured_seconds()
+    return sorted(paths, key=lambda path: -times.get(Path(path).stem, 0.0))
 
 
 def _notebooks_to_read(app, env, docnames) -> list[str]:
-    paths = (Path(env.doc2path(docname)).resolve() for docname in docnames)
-    return [str(path) for path in paths if path.suffix == ".ipynb"]
+    return [str(Path(env.doc2path(docname)).resolve())
+            for docname in notebook_docnames(env, docnames)]
 
 
 def _execute_in_parallel(app, env, docnames):
