@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from companion.grading.autograder import CPU_TORCH_INDEX
+
 from .grading_tools import WARMUP_IDS, grader_leftovers, snapshot, warmup, write
 from .test_grader import SELF_CONTAINED_SIGMOID_PRIME, assert_gradescope_format
 
@@ -38,6 +40,23 @@ def test_the_folder_holds_what_gradescope_expects(folder):
     assert (folder / "companion" / "exercises" / "core.py").is_file()
     assert not list(folder.rglob("__pycache__"))
     assert "--lesson 00_warmup" in (folder / "run_autograder").read_text()
+
+
+def test_setup_installs_the_cpu_torch_first_then_the_pinned_requirements(folder, tmp_path):
+    """Run as Gradescope runs it, with a stand-in Python that records each pip call: torch's
+    CPU build comes from PyTorch's CPU index (PyPI's would bring CUDA), then the rest."""
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    subprocess.run(["bash", str(folder / "setup.sh")], check=True,
+                   env={**os.environ, "AUTOGRADER_PYTHON": str(fake)})
+    pinned = next(line for line in (folder / "requirements.txt").read_text().splitlines()
+                  if line.startswith("torch=="))
+    assert calls.read_text().splitlines() == [
+        f"-m pip install --no-cache-dir {pinned} --index-url {CPU_TORCH_INDEX}",
+        "-m pip install --no-cache-dir -r requirements.txt",
+    ]
 
 
 @pytest.mark.parametrize("arguments, expected", [

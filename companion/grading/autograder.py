@@ -4,7 +4,8 @@
 The folder holds what Gradescope's "zip upload" expects at its top level:
 
 - ``setup.sh``: installs the course's pinned requirements (run once, when the image is
-  built);
+  built), torch first from PyTorch's CPU-only index (``CPU_TORCH_INDEX``): PyPI's Linux torch
+  wheels bundle CUDA, gigabytes that a grader never uses;
 - ``run_autograder``: grades ``$AUTOGRADER_ROOT/submission/*.ipynb`` on this lesson into
   ``$AUTOGRADER_ROOT/results/results.json`` (``AUTOGRADER_ROOT`` defaults to Gradescope's
   ``/autograder``; ``AUTOGRADER_PYTHON`` to ``python3``);
@@ -21,12 +22,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
 SETUP = """\
 #!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${AUTOGRADER_PYTHON:-python3}"
+# torch's CPU build first: PyPI's Linux wheels bundle CUDA (gigabytes the grader never uses).
+# The pinned torch==X in requirements.txt is then already satisfied by X+cpu.
+TORCH="$(grep -E '^torch==' requirements.txt)"
+"$PYTHON" -m pip install --no-cache-dir "$TORCH" --index-url {index}
 "$PYTHON" -m pip install --no-cache-dir -r requirements.txt
 """
 
@@ -64,7 +71,7 @@ def write_autograder(lesson: str, out: str | Path, timeout: float = 120.0) -> Pa
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"--out {out}: exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    _script(out / "setup.sh", SETUP)
+    _script(out / "setup.sh", SETUP.replace("{index}", CPU_TORCH_INDEX))
     _script(out / "run_autograder", RUN.format(lesson=lesson, timeout=timeout))
     (out / "requirements.txt").write_text(pinned_requirements(), encoding="utf-8")
     shutil.copytree(ROOT / "companion", out / "companion",
