@@ -510,12 +510,12 @@ def _draw_gru(d: _Drawing, reset: str) -> None:
 
 
 _GRU_TITLES = {"after": "reset after the product (PyTorch, cuDNN) (5.3)",
-               "before": "reset before the product (Cho et al.) (5.8)"}
+               "before": "reset before the product (Cho et al.) (5.9)"}
 
 
 def gru_cells(resets: Sequence[str] = ("after", "before")) -> Figure:
     """The GRU, one panel per reset placement, stacked: by default PyTorch's (reset after,
-    (5.1)-(5.4)) above the reset-before candidate (5.8) of Cho et al. (2014).
+    (5.1)-(5.4)) above the reset-before candidate (5.9) of Cho et al. (2014).
 
     Every panel uses PyTorch's update convention (5.4): ``z_t`` scales the old state
     ``h_{t-1}``, ``1 - z_t`` the candidate ``n_t``.

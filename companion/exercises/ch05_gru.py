@@ -37,7 +37,7 @@ def gru_cell_forward(x_t, h_prev, params):
 
 
 def gru_cell_backward(dh_t, cache):
-    """Backward pass of one GRU step (PyTorch's convention), eqs. (5.9)-(5.13).
+    """Backward pass of one GRU step (PyTorch's convention), eqs. (5.10)-(5.14).
 
     dh_t (B, H): the whole gradient dL/dh_t reaching this step. cache: the dict that
     ``companion.gru.cell_forward`` returns, with x_t, h_prev, the gate activations r, z, n,
@@ -47,15 +47,15 @@ def gru_cell_backward(dh_t, cache):
     """
     r, z, n, hn = cache["r"], cache["z"], cache["n"], cache["hn"]
     h_prev, params = cache["h_prev"], cache["params"]
-    da_n = dh_t * (1 - z) * (1 - n**2)  # (5.9)
-    da_z = dh_t * (h_prev - n) * z * (1 - z)  # (5.10)
-    da_r = da_n * hn * r * (1 - r)  # (5.11)
+    da_n = dh_t * (1 - z) * (1 - n**2)  # (5.10)
+    da_z = dh_t * (h_prev - n) * z * (1 - z)  # (5.11)
+    da_r = da_n * hn * r * (1 - r)  # (5.12)
     # The input part of each block sees da directly; the recurrent part of the candidate
-    # block is multiplied by r_t on its way (5.12).
+    # block is multiplied by r_t on its way (5.13).
     da_x = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H), order r, z, n
     da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)
     dx_t = da_x @ params["weight_ih"]
-    dh_prev = dh_t * z + da_h @ params["weight_hh"]  # direct path + through the gates (5.13)
+    dh_prev = dh_t * z + da_h @ params["weight_hh"]  # direct path + through the gates (5.14)
     grads = {
         "weight_ih": da_x.T @ cache["x_t"],
         "weight_hh": da_h.T @ h_prev,
@@ -250,21 +250,21 @@ register(
         mutants=(
             Mutant("no_direct_path", _bw_no_direct_path,
                    "dh_prev misses the direct path: h_t = ... + z_t * h_prev, so dh_prev starts "
-                   "with dh_t * z_t, before anything flows back through the gates (eq. 5.13)."),
+                   "with dh_t * z_t, before anything flows back through the gates (eq. 5.14)."),
             Mutant("z_sign", _bw_z_sign,
                    "the update gate's gradient has the wrong sign: dh_t/dz_t = h_prev - n_t "
-                   "(z keeps the old state), eq. (5.10)."),
+                   "(z keeps the old state), eq. (5.11)."),
             Mutant("no_tanh_prime", _bw_no_tanh_prime,
                    "the candidate's gradient must go back through tanh: "
-                   "da_n = dh_t * (1 - z) * (1 - n**2), eq. (5.9)."),
+                   "da_n = dh_t * (1 - z) * (1 - n**2), eq. (5.10)."),
             Mutant("r_missing_on_hh", _bw_r_missing_on_hh,
                    "the recurrent part of the candidate, W_hn h_prev + b_hn, was multiplied by "
                    "r_t in the forward pass, so its gradient is da_n * r_t: that is what flows "
-                   "into dW_hh, db_hh and dh_prev for the n block (eq. 5.12). Only the input "
+                   "into dW_hh, db_hh and dh_prev for the n block (eq. 5.13). Only the input "
                    "part sees da_n itself."),
             Mutant("hn_without_bias", _bw_hn_without_bias,
                    "r_t multiplies W_hn h_prev + b_hn, bias included, so dL/dr_t = da_n * hn with "
-                   "hn = W_hn h_prev + b_hn (cache['hn']), eq. (5.11)."),
+                   "hn = W_hn h_prev + b_hn (cache['hn']), eq. (5.12)."),
         ),
         hints=(
             "Go backwards through eq. (5.4), then (5.3), then the two gates: find da_n, da_z "
@@ -276,7 +276,7 @@ register(
             "da_x = [da_r, da_z, da_n]; da_h = [da_r, da_z, da_n*r]; "
             "dh_prev = dh*z + da_h @ W_hh; dx_t = da_x @ W_ih.",
         ),
-        equation="eqs. (5.9)-(5.13) in chapter 5",
+        equation="eqs. (5.10)-(5.14) in chapter 5",
         what="dx_t, dh_prev and every parameter gradient equal the chain rule through "
              "eqs. (5.1)-(5.4) to 1e-7",
         lesson=_LESSON,
