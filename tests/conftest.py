@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,15 +100,20 @@ def cost_hint(unit: str) -> float:
     return COST_HINTS.get(unit.partition("::")[0], 1)
 
 
-def _needs_book(item) -> bool:
+def _is_slow(item) -> bool:
     return bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
+def _needs_book(item) -> bool:
+    return "built_book" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests that need the book ``slow``; order the units of work longest first,
-    those that need the book last if it still has to be built (stable otherwise)."""
+    """Mark the tests that need the book, a JupyterLab or a browser ``slow``; order the units
+    of work longest first, those that need the book last if it still has to be built (stable
+    otherwise)."""
     for item in items:
-        if _needs_book(item):
+        if _is_slow(item):
             item.add_marker(pytest.mark.slow)
     _check_expensive_fixtures_stay_in_one_unit(items)
     book_is_fresh = fresh_build_stamp(BUILD_DIR) is not None
@@ -203,8 +209,9 @@ def _build_unless_fresh():
         jupyter_book = Path(sys.executable).with_name("jupyter-book")
         command = [str(jupyter_book), "build", str(ROOT), "-n", "-W", "--keep-going", "--all"]
         with open(BUILD_LOG, "w") as log:
+            # its own process group: stopping it stops the lesson workers it started too
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                       env=LESSON_ENV)
+                                       env=LESSON_ENV, start_new_session=True)
             _build["process"] = process
             process.wait()
 
@@ -215,11 +222,20 @@ def _start_build_in_background():
         _build["thread"].start()
 
 
+def _stop_build(process) -> None:
+    """Kill an unfinished build with the lesson workers it spawned (its process group); their
+    kernels exit when they see their parent gone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
 def pytest_sessionfinish(session, exitstatus):
     process = _build.get("process")
     if process is not None and process.poll() is None:
-        process.kill()
-        process.wait()
+        _stop_build(process)
     if os.environ.get("PYTEST_XDIST_WORKER") and "GATED_MEMORY_TEST_TMPDIR" in os.environ:
         shutil.rmtree(os.environ["GATED_MEMORY_TEST_TMPDIR"], ignore_errors=True)
 

@@ -14,10 +14,12 @@ JupyterLab serves a temporary copy of the lessons: nothing is written into ``les
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -293,10 +295,21 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
         check.scroll_into_view_if_needed()
     finally:
         save_screenshot(tab, lab_screenshots, "00_warmup-wrong-answer.png")
+        close_and_shut_down(tab)  # no kernel outlives its test
         tab.close()
     assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
     assert "max sigma'(z) on the grid" in last_output, last_output
     assert not log.page_errors, log.page_errors
+
+
+def test_no_kernel_outlives_its_lesson(lessons_seen, lab):
+    """Each lesson is closed with its kernel shut down, as File > Close and Shut Down does:
+    nothing is left running on the server once every lesson has been seen."""
+    for path in LESSONS:
+        lessons_seen(path)
+    with urllib.request.urlopen(f"{lab}api/kernels", timeout=10) as response:
+        kernels = json.load(response)
+    assert kernels == [], f"kernels still running: {kernels}"
 
 
 def test_one_tab_log_is_split_per_lesson():
