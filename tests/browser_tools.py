@@ -102,6 +102,18 @@ def serve(directory: Path):
 DESKTOP = {"width": 1280, "height": 900}  # every new tab's viewport
 
 
+def save_screenshot(tab, folder: Path | None, name: str, *, full_page: bool = False) -> None:
+    """With ``--screenshots`` (``folder`` is the conftest's ``screenshots`` folder or a folder
+    in it; ``None`` without the option), save ``tab`` as ``folder/name``: PNG, or JPEG at
+    quality 75 for a ``.jpg`` name (half PNG's encoding time on a long page)."""
+    if folder is None:
+        return
+    shot = folder / name
+    jpeg = {"type": "jpeg", "quality": 75} if shot.suffix == ".jpg" else {}
+    tab.screenshot(path=str(shot), full_page=full_page, **jpeg)
+    assert shot.stat().st_size > 0
+
+
 @contextmanager
 def launch_browser(playwright, executable: str):
     """A headless Chromium with a fresh profile (user data dir) that is removed afterwards."""

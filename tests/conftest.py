@@ -8,8 +8,9 @@ command puts it, so the next run reuses it) in the background, as soon as the se
 needs one, so the unit tests run on the other cores meanwhile; the other workers wait for it
 on a file lock and reuse it.
 
-Tests that use the build (directly or through another fixture) are marked ``slow``;
-``python -m pytest -m "not slow"`` is the developer's quick subset and builds nothing.
+Tests that use the build, a JupyterLab or a browser (directly or through another fixture) are
+marked ``slow``; ``python -m pytest -m "not slow"`` is the developer's quick subset and builds
+nothing. Only tests that use the build start one.
 
 Scheduling (``pytest_xdist_make_scheduler``): a test module is one unit of work, so that its
 module and session fixtures (a JupyterLab, a browser, the PDF) are made once, on one worker;
@@ -62,7 +63,8 @@ LESSON_NAMES = sorted(f"lessons/{path.stem}" for path in (ROOT / "lessons").glob
 ONE_UNIT_PER_TEST = ("tests/test_lessons.py", "tests/test_grader.py")
 MADE_ONCE = ("lab", "book_site", "pdf", "graded")  # expensive fixtures: all their tests, one unit
 COST_HINTS = {  # unit -> rough seconds in a full run (2 cores, 2026-11-30); only the order
-    # depends on them. Modules not listed count 1 s.
+    # depends on them. Modules not listed count 1 s; "tests/test_grader.py" is the hint for
+    # each of its tests (each its own unit), the kernel-running ones taking 4-10 s.
     "tests/test_lab.py": 130, "tests/test_browser.py": 80, "tests/test_pdf.py": 56,
     "tests/test_grader.py::TestOneClassGradedAtOnce": 65,
     "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 36,

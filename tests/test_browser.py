@@ -118,7 +118,8 @@ class Site:
                 bt.wait_for_images(tab)
                 facts = tab.evaluate(PAGE_FACTS)
                 if page.startswith("lessons/"):  # then, in the same tab:
-                    screenshot(self.screenshots, tab, Path(page).stem, "desktop")
+                    bt.save_screenshot(tab, self.screenshots, f"{Path(page).stem}-desktop.jpg",
+                                       full_page=True)
                     facts["solutionClicks"] = attempt(click_every_solution, tab)
                     facts["download"] = attempt(download_with_the_button, tab)
             finally:
@@ -378,24 +379,14 @@ def test_download_button_serves_the_lesson_notebook(book_site, lesson):
 # Phone width, and screenshots for review.
 
 
-def screenshot(folder: Path | None, tab, stem: str, label: str) -> None:
-    """With ``--screenshots``, a full-page screenshot into ``folder`` (JPEG: half PNG's encoding
-    time)."""
-    if folder is None:
-        return
-    shot = folder / f"{stem}-{label}.jpg"
-    tab.screenshot(path=str(shot), full_page=True, type="jpeg", quality=75)
-    assert shot.stat().st_size > 0
-
-
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_fits_a_phone(book_site, lesson):
     """Loaded at a phone's width, nothing scrolls sideways. With ``--screenshots``: screenshots
     at desktop width (taken when the page was first loaded, in a tab of ``bt.DESKTOP`` size)
     and at phone width."""
     problems = []
-    book_site.visit(lesson_page(book_site, lesson))  # desktop: loaded once
-    if book_site.screenshots:
+    if book_site.screenshots:  # the desktop one is taken when the page is first visited
+        book_site.visit(lesson_page(book_site, lesson))
         assert (book_site.screenshots / f"{lesson.stem}-desktop.jpg").exists()
     page = book_site.context.new_page()
     try:
@@ -403,7 +394,8 @@ def test_lesson_fits_a_phone(book_site, lesson):
         page.goto(book_site.url(lesson_page(book_site, lesson)), wait_until="load")
         bt.wait_for_mathjax(page)
         bt.wait_for_images(page)
-        screenshot(book_site.screenshots, page, lesson.stem, "phone")
+        bt.save_screenshot(page, book_site.screenshots, f"{lesson.stem}-phone.jpg",
+                           full_page=True)
         layout = page.evaluate(
             """() => ({
                  scrollWidth: document.documentElement.scrollWidth,

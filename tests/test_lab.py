@@ -158,11 +158,6 @@ def lab_screenshots(screenshots):
     return folder
 
 
-def save_screenshot(tab, folder: Path | None, name: str) -> None:
-    if folder is not None:
-        tab.screenshot(path=str(folder / name))
-
-
 @pytest.fixture(scope="session")
 def lessons_seen(lab_tab, lab_screenshots):
     """Each lesson opened once, one after the other in the same JupyterLab, as a learner
@@ -178,7 +173,7 @@ def lessons_seen(lab_tab, lab_screenshots):
             open_in_lab(tab, path)
             try:
                 facts = tab.evaluate(LAB_FACTS)
-                save_screenshot(tab, lab_screenshots, f"{path.stem}.png")
+                bt.save_screenshot(tab, lab_screenshots, f"{path.stem}.png")
                 facts["solutionsOpened"] = open_every_solution(tab, path, lab_screenshots)
             finally:
                 close_and_shut_down(tab)
@@ -199,7 +194,7 @@ def open_every_solution(tab, path: Path, screenshots: Path | None) -> list[dict]
         code = solution.locator("pre, code").first
         code.wait_for(state="visible", timeout=5000)
         if index == 0:
-            save_screenshot(tab, screenshots, f"{path.stem}-solution.png")
+            bt.save_screenshot(tab, screenshots, f"{path.stem}-solution.png")
         opened.append({"open": solution.evaluate("d => d.open"),
                        "code": solution.locator("pre").first.inner_text()})
     return opened
@@ -294,7 +289,7 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
         last_output = last.locator(".jp-OutputArea").inner_text()
         check.scroll_into_view_if_needed()
     finally:
-        save_screenshot(tab, lab_screenshots, "00_warmup-wrong-answer.png")
+        bt.save_screenshot(tab, lab_screenshots, "00_warmup-wrong-answer.png")
         close_and_shut_down(tab)  # no kernel outlives its test
         tab.close()
     assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
