@@ -66,13 +66,23 @@ CHAPTER_NUMBERS = """prefix => Array.from(
     .some(t => t.innerText.startsWith(`Exercise ${prefix}.1`))"""
 
 
+# When a kernel starts, the notebook copies its language info and kernel spec into its
+# metadata (NotebookPanel._onKernelChanged); a lesson whose stored metadata differs is then
+# marked modified. Wait for both, then for two frames so that the page shows the result.
+KERNEL_METADATA_LANDED = """async () => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  await Promise.all([kernel.info, kernel.spec]);
+  await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+}"""
+
+
 def settle(tab, path: Path) -> None:
     """Wait until the lesson's kernel is idle and jupyterlab-myst's notebook-wide pass is done
     (exercise numbers carry the chapter prefix only after it)."""
     tab.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=60_000)
     tab.wait_for_function(IDLE_KERNEL, timeout=60_000)
     tab.wait_for_function(CHAPTER_NUMBERS, arg=chapter_prefix(path), timeout=30_000)
-    tab.wait_for_timeout(1500)  # let late metadata updates (kernel info) land before judging
+    tab.evaluate(KERNEL_METADATA_LANDED)
 
 
 def open_lesson(browser, lab: str, path: Path):
