@@ -2,15 +2,17 @@
 ``_build/pdf/gated-memory.pdf``.
 
 Sphinx's single-page HTML builder renders every page of the book into one HTML file, from the
-lessons as the HTML build executed them (``_build/jupyter_execute``; the HTML book is built first
-when those are missing or older than a lesson), so no lesson runs twice. Debian's Chromium
-then loads that page, waits until MathJax has typeset every formula and every figure has loaded,
-and prints it to PDF with a document outline (the PDF's table of contents) and page numbers.
+lessons as the HTML build executed them (``_build/jupyter_execute``; the HTML book is built
+first when that build is missing or its stamp is not of the current sources), so no lesson
+runs twice. Debian's Chromium then loads that page, waits until MathJax has typeset every
+formula and every figure has loaded, and prints it to PDF with a document outline (the PDF's
+table of contents) and page numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +23,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from build_stamp import sources_hash  # noqa: E402
+
 SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book", "lessons"]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,17 +37,26 @@ def jupyter_book() -> str:
     return str(Path(sys.executable).with_name("jupyter-book"))
 
 
+def build_is_current(build_dir: Path) -> bool:
+    """Whether ``build_dir`` holds a finished build of the sources as they are now (its
+    ``build-stamp.json``, written by ``book/_ext/build_stamp.py``). A lesson's file date says
+    nothing: a checkout touches an unchanged lesson, and an edit to the companion package
+    changes what every lesson prints without touching one."""
+    try:
+        stamp = json.loads((build_dir / "build-stamp.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(stamp, dict) and stamp.get("failed") is False
+            and stamp.get("sources") == sources_hash())
+
+
 def executed_lessons(build_dir: Path) -> Path:
-    """``<build_dir>/jupyter_execute/lessons``, building the HTML book when it is missing or
-    older than a lesson."""
-    executed = build_dir / "jupyter_execute" / "lessons"
-    lessons = sorted((ROOT / "lessons").glob("*.ipynb"))
-    stale = [p for p in lessons if not (executed / p.name).exists()
-             or (executed / p.name).stat().st_mtime < p.stat().st_mtime]
-    if stale:
+    """``<build_dir>/jupyter_execute/lessons``, building the HTML book first when that build
+    is missing or not of the current sources."""
+    if not build_is_current(build_dir):
         subprocess.run([jupyter_book(), "build", str(ROOT), "--path-output",
                         str(build_dir.parent)], check=True, cwd=ROOT)
-    return executed
+    return build_dir / "jupyter_execute" / "lessons"
 
 
 def build_singlehtml(executed: Path, workdir: Path) -> Path:

@@ -1,6 +1,7 @@
 """The build stamp that lets the tests reuse the README's build: any change to a source makes
 it stale, and a build with warnings or errors is never reused."""
 
+import importlib.util
 import json
 import shutil
 
@@ -47,3 +48,24 @@ def test_only_a_clean_strict_build_of_the_current_sources_is_reused(tmp_path):
     for index, bad in enumerate(bad_stamps):
         assert fresh_build_stamp(_fake_build(tmp_path / str(index), **bad)) is None, bad
     assert fresh_build_stamp(tmp_path / "missing") is None
+
+
+def _make_pdf_module():
+    spec = importlib.util.spec_from_file_location("make_pdf", ROOT / "book" / "make_pdf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_pdf_rebuilds_by_the_stamp_not_by_file_dates(tmp_path):
+    """``book/make_pdf.py`` reuses a finished build of the current sources, whatever the
+    lessons' file dates (a checkout touches them), and rebuilds any other."""
+    make_pdf = _make_pdf_module()
+    assert not make_pdf.build_is_current(tmp_path / "missing")
+    assert make_pdf.build_is_current(_fake_build(tmp_path / "current"))
+    assert make_pdf.build_is_current(_fake_build(tmp_path / "warned", warnings=3))
+    assert not make_pdf.build_is_current(_fake_build(tmp_path / "old", sources="0" * 64))
+    assert not make_pdf.build_is_current(_fake_build(tmp_path / "failed", failed=True))
+    broken = _fake_build(tmp_path / "broken")
+    (broken / "build-stamp.json").write_text("[1,")
+    assert not make_pdf.build_is_current(broken)
