@@ -118,6 +118,15 @@ def without_fallback_notices(nb) -> nbformat.NotebookNode:
     return nb
 
 
+def figures_as_text_cell() -> nbformat.NotebookNode:
+    """A first cell for a solved run, which compares text and never images: figures are
+    still made and displayed, but as their text (``<Figure size … with 2 Axes>``, what the
+    comparison reads), not rasterised to PNG, which took up to a third of a lesson's time.
+    The book build, which executes each lesson too, draws every figure, from the same numbers
+    (the comparison checks that)."""
+    return nbformat.v4.new_code_cell("%config InlineBackend.figure_formats = set()")
+
+
 def all_checks_passed_cell(exercise_ids: list[str]) -> nbformat.NotebookNode:
     """A last cell that fails unless every exercise of the lesson passed its check."""
     expected = {exercise_id: "passed" for exercise_id in exercise_ids}

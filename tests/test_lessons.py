@@ -15,6 +15,7 @@ from .lesson_tools import (
     ROOT,
     all_checks_passed_cell,
     checked_ids,
+    figures_as_text_cell,
     read,
     solved,
     toc_files,
@@ -67,17 +68,23 @@ def test_solved_lesson_passes_every_check_and_reproduces_the_book(built_book, pa
     """Each lesson runs twice per test session: unsolved in the book build, and here, solved.
 
     The solved copy is the notebook the build executed, with every stub replaced by its
-    reference solution and a last cell asserting that every check passed. nbval runs it and
-    compares each deterministic output (text and streams; images and cells tagged
+    reference solution, a first cell that makes figures display as text only (images are not
+    compared; the build drew them) and a last cell asserting that every check passed. nbval
+    runs it and compares each deterministic output (text and streams; images and cells tagged
     ``nbval-ignore-output`` are skipped) with the book's: seeded lessons give the same numbers
     with the reference solutions as with the fallbacks the unsolved lesson uses. Only the
     lines that must differ (a check's status, ``use``'s fallback notice) are set aside.
     """
     build_dir, _ = built_book
     executed = read(build_dir / "jupyter_execute" / "lessons" / path.name)
+    unrun = [index for index, cell in enumerate(executed.cells)
+             if cell.cell_type == "code" and cell.execution_count is None]
+    assert not unrun, (f"the build's executed {path.name} has cells {unrun} without an "
+                       "execution count: nbval compares no output there")
     nb, filled = solved(executed)
     ids_in_lesson = checked_ids(nb)
     assert sorted(filled) == sorted(ids_in_lesson), "every checked exercise needs a stub cell"
+    nb.cells.insert(0, figures_as_text_cell())
     nb.cells.append(all_checks_passed_cell(ids_in_lesson))
     solved_path = tmp_path / path.name
     nbformat.write(without_fallback_notices(nb), solved_path)

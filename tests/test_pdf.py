@@ -1,7 +1,8 @@
 """The whole book as one PDF (``python book/make_pdf.py``), made from the strict build's
 executed lessons (the ``built_book`` fixture), so no lesson runs again: it exists, has a page
-per few screens of text and an outline, contains every chapter's title, shows no raw TeX outside
-code, and the book's introduction links to it."""
+per few screens of text and an outline, contains every chapter's title and every lesson's
+figures and printed results, shows no raw TeX outside code, and the book's introduction links
+to it."""
 
 import re
 import subprocess
@@ -51,6 +52,32 @@ def test_the_pdf_has_a_page_per_few_screens_and_an_outline(pdf):
     assert pages >= 60, f"only {pages} pages for the whole book"
     assert len(text) / pages < 4000, "pages are denser than print allows: is the text cut off?"
     assert list(document.get_toc()), "the PDF has no outline (table of contents)"
+
+
+def _executed_lessons(build_dir):
+    return sorted((build_dir / "jupyter_execute" / "lessons").glob("*.ipynb"))
+
+
+def test_the_pdf_shows_every_figure_and_printed_result_of_the_lessons(built_book, pdf):
+    """The lessons' outputs, as the build executed them: as many images as they drew
+    figures, and the first printed line of each lesson."""
+    import pypdfium2.raw as pdfium_c
+
+    build_dir, _ = built_book
+    _, document, text = pdf
+    figures, missing = 0, []
+    for path in _executed_lessons(build_dir):
+        outputs = [o for c in read(path).cells if c.cell_type == "code" for o in c.outputs]
+        figures += sum("image/png" in o.get("data", {}) for o in outputs)
+        printed = [line.strip() for o in outputs if o.get("name") == "stdout"
+                   for line in o.text.splitlines() if line.strip()]
+        assert printed, f"{path.name} as executed by the build printed nothing"
+        if _flat(printed[0]) not in _flat(text):
+            missing.append(f"{path.name}: {printed[0]!r}")
+    images = sum(len(list(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])))
+                 for page in document)
+    assert figures >= 20 and images >= figures, f"{images} images for {figures} figures"
+    assert not missing, f"printed results missing from the PDF: {missing}"
 
 
 def test_the_pdf_contains_every_chapter_title(pdf):

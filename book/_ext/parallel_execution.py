@@ -13,6 +13,12 @@ offers no parallel build. So this extension runs, on ``env-before-read-docs``:
 MyST-NB, in ``cache`` mode (``_config.yml``), then finds each lesson's outputs in the cache
 instead of running it again. A lesson that failed here is not stored, so MyST-NB runs it once
 more itself and reports its error and traceback as usual: a broken lesson still fails the build.
+
+4. Once every document is read (``env-updated``), it writes each lesson it executed, with its
+   outputs, to ``_build/jupyter_execute``. MyST-NB 1.4 writes there the notebook it *read*: on
+   a cache hit the outputs go into a merged copy it renders from, so its file has none. The
+   PDF (``book/make_pdf.py``) is made from those files, and the solved-lesson tests compare
+   their outputs with them.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ def _execute_in_parallel(app, env, docnames):
     from nbformat import reads
 
     cache = get_cache(str(cache_path))
+    app.gated_memory_executed = {}  # docname -> the executed notebook (JSON)
     workers = max(1, min(len(notebooks), os.cpu_count() or 1, MAX_WORKERS))
     LOGGER.info(f"executing {len(notebooks)} notebooks, {workers} at a time")
     start = time.perf_counter()
@@ -95,8 +102,20 @@ def _execute_in_parallel(app, env, docnames):
                 CacheBundleIn(reads(result["notebook"], as_version=4), result["path"],
                               data={"execution_seconds": result["seconds"]}),
                 check_validity=False, overwrite=True)
+            app.gated_memory_executed[env.path2doc(result["path"])] = result["notebook"]
             LOGGER.info(f"{name}: executed in {result['seconds']:.1f} s")
     LOGGER.info(f"executed {len(notebooks)} notebooks in {time.perf_counter() - start:.1f} s")
+
+
+def _write_executed_notebooks(app, env):
+    """Replace MyST-NB's copy of each lesson executed here, in ``jupyter_execute``, by the
+    executed notebook (see step 4 of the module's docstring)."""
+    folder = Path(env.mystnb_config.output_folder)
+    for docname, notebook in getattr(app, "gated_memory_executed", {}).items():
+        target = folder / f"{docname}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(notebook, encoding="utf-8")
+    return []
 
 
 def _record_misses(app, exception):
@@ -112,5 +131,6 @@ def _record_misses(app, exception):
 
 def setup(app):
     app.connect("env-before-read-docs", _execute_in_parallel)
+    app.connect("env-updated", _write_executed_notebooks)
     app.connect("build-finished", _record_misses)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
