@@ -61,9 +61,15 @@ def browser(playwright_driver, chromium_path):
 
 IDLE_KERNEL = (  # the status bar reads "Python 3 (ipykernel) | Idle"
     "() => /\\|\\s*Idle/.test(document.querySelector('#jp-main-statusbar')?.innerText || '')")
-CHAPTER_NUMBERS = """prefix => Array.from(
-    document.querySelectorAll('aside.myst-exercise .myst-exercise-title'))
-    .some(t => t.innerText.startsWith(`Exercise ${prefix}.1`))"""
+MARKDOWN_RENDERED = """count => {  // every Markdown cell holds jupyterlab-myst's rendering
+  const cells = document.querySelectorAll('.jp-NotebookPanel .jp-MarkdownCell');
+  return cells.length === count && Array.from(cells).every(c => c.querySelector('.myst'));
+}"""
+CHAPTER_NUMBERS = """prefix => {  // jupyterlab-myst's notebook-wide pass numbered every exercise
+  const titles = Array.from(
+    document.querySelectorAll('aside.myst-exercise .myst-exercise-title'));
+  return titles.length > 0 && titles.every(t => t.innerText.startsWith(`Exercise ${prefix}.`));
+}"""
 
 
 # When a kernel starts, the notebook copies its language info and kernel spec into its
@@ -77,10 +83,13 @@ KERNEL_METADATA_LANDED = """async () => {
 
 
 def settle(tab, path: Path) -> None:
-    """Wait until the lesson's kernel is idle and jupyterlab-myst's notebook-wide pass is done
-    (exercise numbers carry the chapter prefix only after it)."""
+    """Wait until the lesson's kernel is idle, every Markdown cell is rendered (one after the
+    other, in the background) and jupyterlab-myst's notebook-wide pass is done (exercise
+    numbers carry the chapter prefix only after it)."""
     tab.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=60_000)
     tab.wait_for_function(IDLE_KERNEL, timeout=60_000)
+    markdown_cells = sum(cell.cell_type == "markdown" for cell in read(path).cells)
+    tab.wait_for_function(MARKDOWN_RENDERED, arg=markdown_cells, timeout=30_000)
     tab.wait_for_function(CHAPTER_NUMBERS, arg=chapter_prefix(path), timeout=30_000)
     tab.evaluate(KERNEL_METADATA_LANDED)
 

@@ -111,3 +111,16 @@ def test_tagged_multiline_equations_use_an_equation_environment(path):
             assert not ("\\\\" in block and "\\tag" in block), (
                 f"{path.name} cell {index}: use \\begin{{equation*}} for {block.strip()[:60]!r}"
             )
+
+
+def test_a_fallback_notice_is_removed_with_its_newline_however_the_stream_was_split():
+    """The kernel may send ``use``'s notice and its newline in two stream messages (it did
+    in one CI run); the line that follows must not start with a stray newline."""
+    notice = "(param_count: using the reference solution, until yours passes its check)"
+    rest = "rnn : H = 68\n"
+    for pieces in ([notice + "\n" + rest], [notice, "\n" + rest], [notice + "\n", rest]):
+        cell = nbformat.v4.new_code_cell("x = use('param_count', param_count)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=piece)
+                        for piece in pieces]
+        nb = without_fallback_notices(nbformat.v4.new_notebook(cells=[cell]))
+        assert [o.text for o in nb.cells[0].outputs] == [rest], pieces
