@@ -9,12 +9,14 @@ their code, and the notebook not marked modified. Then the warm-up, with a wrong
 a stub, is run with Run All from the menu: the last cell runs and the failure is shown.
 With ``--screenshots``, screenshots land in ``_build/screenshots/lab/`` for review.
 
-JupyterLab serves a temporary copy of the lessons: nothing is written into ``lessons/``.
+JupyterLab serves a temporary copy of the lessons, its Python version set to this one's (see
+``match_this_python``): nothing is written into ``lessons/``.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -48,9 +50,24 @@ def lab(tmp_path_factory):
         shutil.copytree(ROOT / folder, root / folder,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_generated"))
     shutil.copy(ROOT / "references.bib", root / "references.bib")
+    for lesson in (root / "lessons").glob("*.ipynb"):
+        match_this_python(lesson)
     log = tmp_path_factory.mktemp("lab-log") / "jupyter-lab.log"
     with bt.jupyter_lab(root, log) as base_url:
         yield base_url
+
+
+def match_this_python(lesson: Path) -> None:
+    """Store this Python's version in the served copy's ``language_info``, as its kernel will
+    report it. A lesson records the version it was last saved with (3.11.7), and JupyterLab
+    marks a notebook modified when its kernel reports another one: on another 3.11.x a learner
+    sees that once, which no lesson can avoid. Every other difference is still caught."""
+    notebook = json.loads(lesson.read_text(encoding="utf-8"))
+    info = notebook["metadata"].get("language_info", {})
+    if info.get("version") not in (None, platform.python_version()):
+        info["version"] = platform.python_version()
+        lesson.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
