@@ -101,29 +101,19 @@ CHECK_STATUS_SANITIZER = f"[check status]\nregex: {_CHECK_STATUS.pattern}\nrepla
 _FALLBACK_NOTICE = re.compile(r"(?m)^\(\S+: using the reference solution\b[^\n]*\)\n?")
 
 
-def coalesced_streams(outputs: list) -> list:
-    """The outputs with each run of consecutive stream outputs of one name joined into one:
-    the kernel sends a print's text and its newline in one message or two, as it happens."""
-    joined = []
-    for output in outputs:
-        previous = joined[-1] if joined else None
-        if (output.output_type == "stream" and previous is not None
-                and previous.output_type == "stream" and previous.name == output.name):
-            previous.text += output.text
-        else:
-            joined.append(output)
-    return joined
-
-
 def without_fallback_notices(nb) -> nbformat.NotebookNode:
     """The notebook with ``use``'s fallback notice removed from every stream output (a
     solved lesson never prints it), dropping outputs that held nothing else. Streams are
-    joined first (as nbval joins them), so that the notice's line goes with its newline."""
+    first joined with nbval's own ``coalesce_streams`` (the kernel sends a print's text and its
+    newline in one message or two, as it happens), so that the notice's line goes with its
+    newline."""
+    from nbval.plugin import coalesce_streams  # 0.25 s: only the solved-lesson tests need it
+
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         kept = []
-        for output in coalesced_streams(cell.get("outputs", [])):
+        for output in coalesce_streams(cell.get("outputs", [])):
             if output.output_type == "stream" and _FALLBACK_NOTICE.search(output.text):
                 output.text = _FALLBACK_NOTICE.sub("", output.text)
                 if not output.text:
