@@ -12,7 +12,6 @@ table of contents) and page numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from build_stamp import sources_hash  # noqa: E402
+from build_stamp import read_stamp, sources_hash  # noqa: E402
 
 SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book", "lessons"]
 CHROMIUM_ARGS = [
@@ -42,11 +41,8 @@ def build_is_current(build_dir: Path) -> bool:
     ``build-stamp.json``, written by ``book/_ext/build_stamp.py``). A lesson's file date says
     nothing: a checkout touches an unchanged lesson, and an edit to the companion package
     changes what every lesson prints without touching one."""
-    try:
-        stamp = json.loads((build_dir / "build-stamp.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (isinstance(stamp, dict) and stamp.get("failed") is False
+    stamp = read_stamp(build_dir)
+    return (stamp is not None and stamp.get("failed") is False
             and stamp.get("sources") == sources_hash())
 
 

@@ -23,7 +23,6 @@ meanwhile. Each worker has its own temporary folder (``TMPDIR``), so that the gr
 """
 
 import functools
-import json
 import os
 import shutil
 import signal
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = ROOT / "_build"
 BUILD_LOG = BUILD_DIR / "pytest-build.log"
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from build_stamp import sources_hash  # noqa: E402
+from build_stamp import read_stamp, sources_hash  # noqa: E402
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # The environment the book build runs the lessons in (library threads untouched), for the
@@ -179,9 +178,8 @@ def pytest_collection_finish(session):
 def fresh_build_stamp(build_dir: Path) -> dict | None:
     """The stamp of ``build_dir`` if it is a strict, warning-free build of the current
     sources that executed every lesson afresh; ``None`` otherwise."""
-    try:
-        stamp = json.loads((build_dir / "build-stamp.json").read_text())
-    except (OSError, ValueError):
+    stamp = read_stamp(build_dir)
+    if stamp is None:
         return None
     fresh = (stamp.get("warnings") == 0 and stamp.get("failed") is False
              and stamp.get("nitpicky") is True

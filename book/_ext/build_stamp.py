@@ -40,6 +40,16 @@ def sources_hash(root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def read_stamp(build_dir: Path) -> dict | None:
+    """The stamp ``<build_dir>/build-stamp.json`` as a dict; ``None`` when it is missing or
+    unreadable. Whether the build is fit for a purpose is the reader's call."""
+    try:
+        stamp = json.loads((build_dir / "build-stamp.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
 def notebook_docnames(env, docnames) -> list[str]:
     """The docnames whose source is a notebook (the lessons), sorted."""
     return sorted(docname for docname in docnames
