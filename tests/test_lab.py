@@ -24,6 +24,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from . import browser_tools as bt
@@ -59,15 +60,14 @@ def lab(tmp_path_factory):
 
 def match_this_python(lesson: Path) -> None:
     """Store this Python's version in the served copy's ``language_info``, as its kernel will
-    report it. A lesson records the version it was last saved with (3.11.7), and JupyterLab
-    marks a notebook modified when its kernel reports another one: on another 3.11.x a learner
-    sees that once, which no lesson can avoid. Every other difference is still caught."""
-    notebook = json.loads(lesson.read_text(encoding="utf-8"))
-    info = notebook["metadata"].get("language_info", {})
+    report it. A lesson keeps the version it was last saved with, and JupyterLab marks a
+    notebook modified when its kernel reports another one: on another 3.11.x a learner sees
+    that once, which no lesson can avoid. Every other difference is still caught."""
+    notebook = read(lesson)
+    info = notebook.metadata.get("language_info", {})
     if info.get("version") not in (None, platform.python_version()):
         info["version"] = platform.python_version()
-        lesson.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+        nbformat.write(notebook, lesson)
 
 
 @pytest.fixture(scope="session")
