@@ -133,3 +133,34 @@ def test_fast_does_not_modify_its_arguments(kind):
     for given, copy in zip([*states, d_outputs, *d_final],
                            [*copies[2], copies[3], *copies[4]], strict=True):
         np.testing.assert_array_equal(given, copy)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_a_kept_cache_survives_other_calls_reusing_arrays(case):
+    """The kernels take their large arrays from companion.fast._buffers, which reuses an array
+    once nothing refers to it.  A forward's cache kept for a later backward, and the outputs and
+    gradients a caller holds, must not be overwritten by other calls in between."""
+    kind, init, options = case
+    cell = cells.get(kind)
+    sizes = (12, 16, 8, 64)  # every (T, B, H) array is over _buffers.MIN_BYTES in float64
+    kept = _random_inputs(cell, sizes, 3, init=init)
+    params, x, states, d_outputs, d_final = kept
+    outputs, final, cache = cell.module.forward(x, params, cell.pack_state(states), **options)
+    outputs_then = outputs.copy()
+    held = None
+    for seed in (4, 5):  # other sequences, forward and backward, while the cache waits
+        p, x2, s2, d2, f2 = _random_inputs(cell, sizes, seed, init=init)
+        _, _, other = cell.module.forward(x2, p, cell.pack_state(s2), **options)
+        held = cell.module.backward(d2, other, cell.pack_state(f2))
+        del other
+    dx_held = held[0].copy()
+    dx, d_state0, grads = cell.module.backward(d_outputs, cache, cell.pack_state(d_final))
+    fast = {"outputs": outputs, "final": cell.unpack_state(final), "dx": dx,
+            "d_state0": cell.unpack_state(d_state0), "grads": grads, "hs": cache["hs"],
+            "cs": cache.get("cs")}
+    loop = _run(cell, params, x, cell.pack_state(states), d_outputs, cell.pack_state(d_final),
+                fast=False, options=options)
+    np.testing.assert_array_equal(outputs, outputs_then)
+    np.testing.assert_array_equal(held[0], dx_held)  # the other call's dx, still held
+    _assert_same(fast, loop, 1e-12)
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion.fast import _buffers
 from companion.fast._ops import (
     SIGMOID_SCALE,
     TANH_SCALE,
@@ -36,13 +37,14 @@ def forward(x, state, params):
     w_hh_t = np.ascontiguousarray((params["weight_hh"] * scale[:, None]).T)
     bias = (params["bias_ih"] + params["bias_hh"]) * scale
 
-    hs = np.empty((steps + 1, batch, H), dtype)
-    cs = np.empty((steps + 1, batch, H), dtype)
-    tanh_cs = np.empty((steps, batch, H), dtype)
+    hs = _buffers.empty((steps + 1, batch, H), dtype)
+    cs = _buffers.empty((steps + 1, batch, H), dtype)
+    tanh_cs = _buffers.empty((steps, batch, H), dtype)
     hs[0], cs[0] = h0, c0
-    acts = x.reshape(steps * batch, input_size) @ w_ih.T
-    acts += bias
-    acts = acts.reshape(steps, batch, 3 * H)
+    acts = _buffers.empty((steps, batch, 3 * H), dtype)
+    acts_flat = acts.reshape(steps * batch, 3 * H)
+    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=acts_flat)
+    acts_flat += bias
     recurrent = np.empty((batch, 3 * H), dtype)
     scratch = np.empty((batch, H), dtype)
 
@@ -60,7 +62,7 @@ def forward(x, state, params):
             np.multiply(o, tanh_cs[t], out=hs[t + 1])
 
     cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
-    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+    return _buffers.copy(hs[1:]), (hs[steps].copy(), cs[steps].copy()), cache
 
 
 def backward(d_outputs, d_state, cache):
@@ -69,14 +71,15 @@ def backward(d_outputs, d_state, cache):
     tanh_cs, acts = cache["tanh_cs"], cache["acts"]
     steps, batch, input_size = x.shape
     H = hs.shape[2]
+    dtype = x.dtype
     dh, dc = d_state
 
     # local[t], in the layout of da[t] (f, g, o): what the cell gradient dc (f, g) or dh (o)
     # is multiplied by: (c_prev - g) f (1 - f), (1 - f)(1 - g^2), tanh(c) o (1 - o).
     f, g, o = acts[:, :, :H], acts[:, :, H : 2 * H], acts[:, :, 2 * H :]
-    local = np.empty_like(acts)
+    local = _buffers.empty(acts.shape, dtype)
     local_f, local_g, local_o = local[:, :, :H], local[:, :, H : 2 * H], local[:, :, 2 * H :]
-    temp = np.subtract(cs[:-1], g)
+    temp = np.subtract(cs[:-1], g, out=_buffers.empty(g.shape, dtype))
     np.multiply(f, f, out=local_f)
     np.subtract(f, local_f, out=local_f)
     local_f *= temp
@@ -90,12 +93,11 @@ def backward(d_outputs, d_state, cache):
     dh_to_dc = np.multiply(tanh_cs, tanh_cs, out=temp)
     np.subtract(1, dh_to_dc, out=dh_to_dc)
     dh_to_dc *= o  # o (1 - tanh(c)^2)
-    f = np.ascontiguousarray(f)
 
     w_hh = params["weight_hh"]
     da = local  # the loop overwrites local[t] with the pre-activation gradients
     da_fg = da.reshape(steps, batch, 3, H)[:, :, :2]
-    scratch = np.empty((batch, H), dtype=x.dtype)
+    scratch = np.empty((batch, H), dtype)
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
             dh += d_outputs[t]
@@ -106,7 +108,8 @@ def backward(d_outputs, d_state, cache):
         np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
 
     da_flat = da.reshape(steps * batch, 3 * H)
-    dx = (da_flat @ params["weight_ih"]).reshape(steps, batch, input_size)
+    dx = _buffers.empty((steps, batch, input_size), dtype)
+    np.matmul(da_flat, params["weight_ih"], out=dx.reshape(steps * batch, input_size))
     bias_grad = da_flat.sum(axis=0)
     grads = {
         "weight_ih": da_flat.T @ x.reshape(steps * batch, input_size),

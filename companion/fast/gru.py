@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion.fast import _buffers
 from companion.fast._ops import SIGMOID_SCALE, sigmoid_of_scaled_
 
 
@@ -35,11 +36,12 @@ def forward(x, state, params, *, reset="after"):
     if reset == "before":
         bias[2 * H :] += b_hh[2 * H :]
 
-    hs = np.empty((steps + 1, batch, H), dtype)
+    hs = _buffers.empty((steps + 1, batch, H), dtype)
     hs[0] = h0
-    acts = x.reshape(steps * batch, input_size) @ w_ih.T
-    acts += bias
-    acts = acts.reshape(steps, batch, 3 * H)
+    acts = _buffers.empty((steps, batch, 3 * H), dtype)
+    acts_flat = acts.reshape(steps * batch, 3 * H)
+    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=acts_flat)
+    acts_flat += bias
     scratch = np.empty((batch, H), dtype)
     cache = {"x": x, "params": params, "reset": reset, "hs": hs, "acts": acts}
 
@@ -48,7 +50,7 @@ def forward(x, state, params, *, reset="after"):
             w_hh_t = np.ascontiguousarray(w_hh.T)
             b_hn = b_hh[2 * H :]
             recurrent = np.empty((batch, 3 * H), dtype)
-            hn = cache["hn"] = np.empty((steps, batch, H), dtype)
+            hn = cache["hn"] = _buffers.empty((steps, batch, H), dtype)
             for t in range(steps):
                 a = acts[t]
                 np.matmul(hs[t], w_hh_t, out=recurrent)
@@ -64,7 +66,7 @@ def forward(x, state, params, *, reset="after"):
             w_rz_t = np.ascontiguousarray(w_hh[: 2 * H].T)
             w_hn_t = np.ascontiguousarray(w_hh[2 * H :].T)
             recurrent = np.empty((batch, 2 * H), dtype)
-            rh = cache["rh"] = np.empty((steps, batch, H), dtype)
+            rh = cache["rh"] = _buffers.empty((steps, batch, H), dtype)
             for t in range(steps):
                 a = acts[t]
                 rz = a[:, : 2 * H]
@@ -75,7 +77,7 @@ def forward(x, state, params, *, reset="after"):
                 n += np.matmul(rh[t], w_hn_t, out=scratch)
                 np.tanh(n, out=n)
                 _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
-    return hs[1:].copy(), (hs[steps].copy(),), cache
+    return _buffers.copy(hs[1:]), (hs[steps].copy(),), cache
 
 
 def _update(n, z, h_prev, *, out, scratch):
@@ -96,24 +98,24 @@ def backward(d_outputs, d_state, cache):
     r, z, n = (acts[:, :, k * H : (k + 1) * H] for k in range(3))
     h_prevs = hs[:-1]
     # The local derivatives of all steps, in few passes and three new arrays.
-    dh_to_da_n = np.multiply(n, n)
+    dh_to_da_n = np.multiply(n, n, out=_buffers.empty(n.shape, dtype))
     np.subtract(1, dh_to_da_n, out=dh_to_da_n)
-    temp = np.subtract(1, z)
+    temp = np.subtract(1, z, out=_buffers.empty(z.shape, dtype))
     dh_to_da_n *= temp  # (1 - z)(1 - n^2)
-    dh_to_da_z = np.subtract(h_prevs, n)
+    dh_to_da_z = np.subtract(h_prevs, n, out=_buffers.empty(n.shape, dtype))
     temp *= z
     dh_to_da_z *= temp  # (h_prev - n) z (1 - z)
     r_local = np.multiply(r, r, out=temp)
     np.subtract(r, r_local, out=r_local)  # r (1 - r), times hn or h_prev below
-    z = np.ascontiguousarray(z)
+    z = _buffers.copy(z)
     w_hh = params["weight_hh"]
-    da_hh = np.empty((steps, batch, 3 * H), dtype)  # gradients of the recurrent pre-activations
+    da_hh = _buffers.empty((steps, batch, 3 * H), dtype)  # recurrent pre-activations' grads
     scratch = np.empty((batch, H), dtype)
 
     if cache["reset"] == "after":
         dn_to_da_r = np.multiply(r_local, cache["hn"], out=r_local)
-        r = np.ascontiguousarray(r)
-        da_n = np.empty((steps, batch, H), dtype)
+        r = _buffers.copy(r)
+        da_n = _buffers.empty((steps, batch, H), dtype)
         recurrent = np.empty((batch, H), dtype)
         for t in range(steps - 1, -1, -1):
             if d_outputs is not None:
@@ -130,7 +132,7 @@ def backward(d_outputs, d_state, cache):
         return _input_gradients(x, params, da_hh, da_n, dh, dW_hh)
     else:
         drh_to_da_r = np.multiply(r_local, h_prevs, out=r_local)
-        r = np.ascontiguousarray(r)
+        r = _buffers.copy(r)
         w_rz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]
         d_rh = np.empty((batch, H), dtype)
         for t in range(steps - 1, -1, -1):
@@ -161,7 +163,8 @@ def _input_gradients(x, params, da_hh, da_n, dh, dW_hh):
     da_rz = da_hh[:, :, : 2 * H].reshape(steps * batch, 2 * H)
     da_n = da_n.reshape(steps * batch, H)
     w_ih = params["weight_ih"]
-    dx = da_rz @ w_ih[: 2 * H]
+    dx = _buffers.empty((steps * batch, input_size), da_n.dtype)
+    np.matmul(da_rz, w_ih[: 2 * H], out=dx)
     dx += da_n @ w_ih[2 * H :]
     x_flat = x.reshape(steps * batch, input_size)
     db_hh = da_hh.reshape(steps * batch, 3 * H).sum(axis=0)

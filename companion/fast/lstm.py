@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion.fast import _buffers
 from companion.fast._ops import (
     SIGMOID_SCALE,
     TANH_SCALE,
@@ -50,14 +51,15 @@ def forward(x, state, params):
     if peep:
         neg_p_i, neg_p_f, neg_p_o = (SIGMOID_SCALE * params[key] for key in PEEPHOLE_KEYS)
 
-    hs = np.empty((steps + 1, batch, H), dtype)
-    cs = np.empty((steps + 1, batch, H), dtype)
-    tanh_cs = np.empty((steps, batch, H), dtype)
+    hs = _buffers.empty((steps + 1, batch, H), dtype)
+    cs = _buffers.empty((steps + 1, batch, H), dtype)
+    tanh_cs = _buffers.empty((steps, batch, H), dtype)
     hs[0], cs[0] = h0, c0
     # acts starts as the input projections of all steps: one (T*B, D) @ (D, 4H) matmul.
-    acts = x.reshape(steps * batch, input_size) @ w_ih.T
-    acts += bias
-    acts = acts.reshape(steps, batch, 4 * H)
+    acts = _buffers.empty((steps, batch, 4 * H), dtype)
+    acts_flat = acts.reshape(steps * batch, 4 * H)
+    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=acts_flat)
+    acts_flat += bias
     recurrent = np.empty((batch, 4 * H), dtype)
     scratch = np.empty((batch, H), dtype)
 
@@ -83,7 +85,7 @@ def forward(x, state, params):
             np.multiply(o, tanh_cs[t], out=hs[t + 1])
 
     cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
-    return hs[1:].copy(), (hs[steps].copy(), cs[steps].copy()), cache
+    return _buffers.copy(hs[1:]), (hs[steps].copy(), cs[steps].copy()), cache
 
 
 def backward(d_outputs, d_state, cache):
@@ -100,7 +102,7 @@ def backward(d_outputs, d_state, cache):
     # local[t] holds, in the layout of da[t] (o, i, f, g), what dh (block o) or the cell
     # gradient dc (blocks i, f, g) is multiplied by to give the pre-activation gradients:
     # tanh(c) o (1 - o), g i (1 - i), c_prev f (1 - f), i (1 - g^2).
-    local = np.multiply(acts, acts)
+    local = np.multiply(acts, acts, out=_buffers.empty(acts.shape, dtype))
     sig, local_sig = acts[:, :, : 3 * H], local[:, :, : 3 * H]
     np.subtract(sig, local_sig, out=local_sig)  # s (1 - s) for o, i, f
     local_g = local[:, :, 3 * H :]
@@ -110,12 +112,11 @@ def backward(d_outputs, d_state, cache):
     local[:, :, H : 2 * H] *= g
     local[:, :, 2 * H : 3 * H] *= cs[:-1]
     local_g *= i
-    dh_to_dc = np.multiply(tanh_cs, tanh_cs)
+    dh_to_dc = np.multiply(tanh_cs, tanh_cs, out=_buffers.empty(tanh_cs.shape, dtype))
     np.subtract(1, dh_to_dc, out=dh_to_dc)
     dh_to_dc *= acts[:, :, :H]  # o (1 - tanh(c)^2)
     dh_to_da_o = local[:, :, :H]
     dc_to_da = local.reshape(steps, batch, 4, H)[:, :, 1:]
-    f = np.ascontiguousarray(f)
 
     rows = internal_rows(H)
     w_hh = np.ascontiguousarray(params["weight_hh"][rows])
@@ -141,7 +142,8 @@ def backward(d_outputs, d_state, cache):
         np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
 
     da_flat = da.reshape(steps * batch, 4 * H)
-    dx = (da_flat @ params["weight_ih"][rows]).reshape(steps, batch, input_size)
+    dx = _buffers.empty((steps, batch, input_size), dtype)
+    np.matmul(da_flat, params["weight_ih"][rows], out=dx.reshape(steps * batch, input_size))
     grads = {
         "weight_ih": np.empty_like(params["weight_ih"]),
         "weight_hh": np.empty_like(params["weight_hh"]),
