@@ -7,6 +7,14 @@ gradient (i, f, g) are contiguous too.  The weight rows are pre-scaled (by -1 fo
 -2 for g, see :mod:`companion.fast._ops`) so that one ``exp``, one add and one division a step
 give all four gates: ``sigmoid(a) = 1 / (1 + exp(-a))`` and ``tanh(a) = 2 sigmoid(2a) - 1``.
 (With peepholes the output gate needs the new cell, so it gets its own three calls.)
+
+The gate activations of a step are stored **gate-major**, ``(4, B, H)``, so that each gate is
+one contiguous ``(B, H)`` array: NumPy runs an elementwise call on a strided view (a column
+block of a ``(B, 4H)`` array) through its general iterator, several microseconds dearer than
+on a contiguous one, and a step makes about ten such calls.  The matmuls keep torch's
+``(B, 4H)`` layout; one strided call a step moves between the two (forward: the add of the
+input and recurrent projections; backward: the copy of the step's gradients for the
+recurrent matmul).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ def forward(x, state, params):
     """``x`` ``(T, B, D)``, ``state`` ``(h0, c0)``; returns ``(outputs, (h_T, c_T), cache)``.
 
     ``cache`` adds to ``x``, ``params``, ``hs`` and ``cs`` (``c_0 .. c_T``): ``tanh_cs``
-    ``(T, B, H)`` and ``acts`` ``(T, B, 4H)``, the gate activations in the order o, i, f, g.
+    ``(T, B, H)`` and ``acts`` ``(T, 4, B, H)``, the gate activations o, i, f, g, gate-major.
     """
     h0, c0 = state
     steps, batch, input_size = x.shape
@@ -55,24 +63,27 @@ def forward(x, state, params):
     cs = _buffers.empty((steps + 1, batch, H), dtype)
     tanh_cs = _buffers.empty((steps, batch, H), dtype)
     hs[0], cs[0] = h0, c0
-    # acts starts as the input projections of all steps: one (T*B, D) @ (D, 4H) matmul.
-    acts = _buffers.empty((steps, batch, 4 * H), dtype)
-    acts_flat = acts.reshape(steps * batch, 4 * H)
-    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=acts_flat)
-    acts_flat += bias
+    # The input projections of all steps: one (T*B, D) @ (D, 4H) matmul, in torch's layout.
+    projections = _buffers.empty((steps, batch, 4 * H), dtype)
+    flat = projections.reshape(steps * batch, 4 * H)
+    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=flat)
+    flat += bias
+    by_gate = projections.reshape(steps, batch, 4, H).transpose(0, 2, 1, 3)  # (T, 4, B, H)
+    acts = _buffers.empty((steps, 4, batch, H), dtype)
     recurrent = np.empty((batch, 4 * H), dtype)
+    recurrent_by_gate = recurrent.reshape(batch, 4, H).transpose(1, 0, 2)
     scratch = np.empty((batch, H), dtype)
 
     with np.errstate(over="ignore"):
         for t in range(steps):
-            a = acts[t]
-            np.add(a, np.matmul(hs[t], w_hh_t, out=recurrent), out=a)
-            o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            np.matmul(hs[t], w_hh_t, out=recurrent)
+            a = np.add(by_gate[t], recurrent_by_gate, out=acts[t])
+            o, i, f, g = a
             c_prev, c = cs[t], cs[t + 1]
             if peep:  # i and f look at c_prev; o waits for the new cell
                 np.add(i, np.multiply(neg_p_i, c_prev, out=scratch), out=i)
                 np.add(f, np.multiply(neg_p_f, c_prev, out=scratch), out=f)
-                sigmoid_of_scaled_(a[:, H:])
+                sigmoid_of_scaled_(a[1:])
             else:
                 sigmoid_of_scaled_(a)
             tanh_from_sigmoid_(g)
@@ -98,47 +109,46 @@ def backward(d_outputs, d_state, cache):
     peep = PEEPHOLE_KEYS[0] in params
     dh, dc = d_state
 
-    # The local derivatives, for all steps at once, in few passes over preallocated arrays.
-    # local[t] holds, in the layout of da[t] (o, i, f, g), what dh (block o) or the cell
-    # gradient dc (blocks i, f, g) is multiplied by to give the pre-activation gradients:
+    # The local derivatives, for all steps at once, in few passes over reused arrays.
+    # local[t] holds, gate-major like acts[t] (o, i, f, g), what dh (gate o) or the cell
+    # gradient dc (gates i, f, g) is multiplied by to give the pre-activation gradients:
     # tanh(c) o (1 - o), g i (1 - i), c_prev f (1 - f), i (1 - g^2).
     local = np.multiply(acts, acts, out=_buffers.empty(acts.shape, dtype))
-    sig, local_sig = acts[:, :, : 3 * H], local[:, :, : 3 * H]
-    np.subtract(sig, local_sig, out=local_sig)  # s (1 - s) for o, i, f
-    local_g = local[:, :, 3 * H :]
-    np.subtract(1, local_g, out=local_g)  # 1 - g^2
-    i, f, g = acts[:, :, H : 2 * H], acts[:, :, 2 * H : 3 * H], acts[:, :, 3 * H :]
-    local[:, :, :H] *= tanh_cs
-    local[:, :, H : 2 * H] *= g
-    local[:, :, 2 * H : 3 * H] *= cs[:-1]
-    local_g *= i
+    np.subtract(acts[:, :3], local[:, :3], out=local[:, :3])  # s (1 - s) for o, i, f
+    np.subtract(1, local[:, 3], out=local[:, 3])  # 1 - g^2
+    o, i, f, g = acts.transpose(1, 0, 2, 3)  # each (T, B, H)
+    local[:, 0] *= tanh_cs
+    local[:, 1] *= g
+    local[:, 2] *= cs[:-1]
+    local[:, 3] *= i
     dh_to_dc = np.multiply(tanh_cs, tanh_cs, out=_buffers.empty(tanh_cs.shape, dtype))
     np.subtract(1, dh_to_dc, out=dh_to_dc)
-    dh_to_dc *= acts[:, :, :H]  # o (1 - tanh(c)^2)
-    dh_to_da_o = local[:, :, :H]
-    dc_to_da = local.reshape(steps, batch, 4, H)[:, :, 1:]
+    dh_to_dc *= o  # o (1 - tanh(c)^2)
 
     rows = internal_rows(H)
     w_hh = np.ascontiguousarray(params["weight_hh"][rows])
     if peep:
         p_i, p_f, p_o = (params[key] for key in PEEPHOLE_KEYS)
-    # The loop overwrites local[t] with the pre-activation gradients da[t] (order o, i, f, g).
-    da = local
-    da_blocks = da.reshape(steps, batch, 4, H)
+    # The loop overwrites local[t] with the pre-activation gradients of step t (gate-major)
+    # and copies them, in torch's layout, into da[t] for the matmuls.
+    da = _buffers.empty((steps, batch, 4 * H), dtype)
+    da_by_gate = da.reshape(steps, batch, 4, H).transpose(0, 2, 1, 3)
     scratch = np.empty((batch, H), dtype)
 
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
             dh += d_outputs[t]
-        da_o = np.multiply(dh, dh_to_da_o[t], out=da_blocks[t, :, 0])
+        da_t = local[t]
+        np.multiply(dh, da_t[0], out=da_t[0])
         dc += np.multiply(dh, dh_to_dc[t], out=scratch)
         if peep:
-            dc += np.multiply(da_o, p_o, out=scratch)
-        np.multiply(dc[:, None, :], dc_to_da[t], out=da_blocks[t, :, 1:])
+            dc += np.multiply(da_t[0], p_o, out=scratch)
+        np.multiply(dc, da_t[1:], out=da_t[1:])
         dc *= f[t]  # now dL/dc_{t-1}
         if peep:
-            dc += np.multiply(da_blocks[t, :, 1], p_i, out=scratch)
-            dc += np.multiply(da_blocks[t, :, 2], p_f, out=scratch)
+            dc += np.multiply(da_t[1], p_i, out=scratch)
+            dc += np.multiply(da_t[2], p_f, out=scratch)
+        np.copyto(da_by_gate[t], da_t)
         np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
 
     da_flat = da.reshape(steps * batch, 4 * H)
@@ -154,7 +164,7 @@ def backward(d_outputs, d_state, cache):
     grads["bias_ih"][rows] = da_flat.sum(axis=0)
     grads["bias_hh"] = grads["bias_ih"].copy()
     if peep:
-        grads["weight_peep_i"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 1], cs[:-1])
-        grads["weight_peep_f"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 2], cs[:-1])
-        grads["weight_peep_o"] = np.einsum("tbh,tbh->h", da_blocks[:, :, 0], cs[1:])
+        grads["weight_peep_i"] = np.einsum("tbh,tbh->h", local[:, 1], cs[:-1])
+        grads["weight_peep_f"] = np.einsum("tbh,tbh->h", local[:, 2], cs[:-1])
+        grads["weight_peep_o"] = np.einsum("tbh,tbh->h", local[:, 0], cs[1:])
     return dx, (dh, dc), grads
