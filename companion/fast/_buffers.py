@@ -22,6 +22,7 @@ not pooled.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -40,7 +41,7 @@ def empty(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype`` (like ``np.empty``)."""
     dtype = np.dtype(dtype)
     shape = tuple(shape)
-    nbytes = dtype.itemsize * int(np.prod(shape))
+    nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
     with _lock:
