@@ -5,7 +5,8 @@ Gate blocks stay in the module's order **f, g, o**.  The weight rows are pre-sca
 sigmoid gates f and o, -2 for g; see :mod:`companion.fast._ops`) so that one ``exp``, one add
 and one division a step give all three gates.  The cell update is written
 ``c_t = g_t + f_t (c_{t-1} - g_t)``, the same number as ``f c_{t-1} + (1 - f) g`` up to
-round-off.
+round-off.  As in :mod:`companion.fast.lstm`, the gate activations are stored gate-major,
+``(3, B, H)`` a step, so that every per-gate call runs on a contiguous array.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def forward(x, state, params):
     """``x`` ``(T, B, D)``, ``state`` ``(h0, c0)``; returns ``(outputs, (h_T, c_T), cache)``.
 
     ``cache`` adds to ``x``, ``params``, ``hs`` and ``cs`` (``c_0 .. c_T``): ``tanh_cs``
-    ``(T, B, H)`` and ``acts`` ``(T, B, 3H)``, the gate activations f, g, o.
+    ``(T, B, H)`` and ``acts`` ``(T, 3, B, H)``, the gate activations f, g, o, gate-major.
     """
     h0, c0 = state
     steps, batch, input_size = x.shape
@@ -41,19 +42,22 @@ def forward(x, state, params):
     cs = _buffers.empty((steps + 1, batch, H), dtype)
     tanh_cs = _buffers.empty((steps, batch, H), dtype)
     hs[0], cs[0] = h0, c0
-    acts = _buffers.empty((steps, batch, 3 * H), dtype)
-    acts_flat = acts.reshape(steps * batch, 3 * H)
-    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=acts_flat)
-    acts_flat += bias
+    projections = _buffers.empty((steps, batch, 3 * H), dtype)  # torch's layout, for the matmul
+    flat = projections.reshape(steps * batch, 3 * H)
+    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=flat)
+    flat += bias
+    by_gate = projections.reshape(steps, batch, 3, H).transpose(0, 2, 1, 3)  # (T, 3, B, H)
+    acts = _buffers.empty((steps, 3, batch, H), dtype)
     recurrent = np.empty((batch, 3 * H), dtype)
+    recurrent_by_gate = recurrent.reshape(batch, 3, H).transpose(1, 0, 2)
     scratch = np.empty((batch, H), dtype)
 
     with np.errstate(over="ignore"):  # exp(-a) = inf for very negative a: sigmoid 0
         for t in range(steps):
-            a = acts[t]
-            np.add(a, np.matmul(hs[t], w_hh_t, out=recurrent), out=a)
+            np.matmul(hs[t], w_hh_t, out=recurrent)
+            a = np.add(by_gate[t], recurrent_by_gate, out=acts[t])
             sigmoid_of_scaled_(a)
-            f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+            f, g, o = a
             tanh_from_sigmoid_(g)
             np.subtract(cs[t], g, out=scratch)
             scratch *= f
@@ -74,11 +78,11 @@ def backward(d_outputs, d_state, cache):
     dtype = x.dtype
     dh, dc = d_state
 
-    # local[t], in the layout of da[t] (f, g, o): what the cell gradient dc (f, g) or dh (o)
+    # local[t], gate-major like acts[t] (f, g, o): what the cell gradient dc (f, g) or dh (o)
     # is multiplied by: (c_prev - g) f (1 - f), (1 - f)(1 - g^2), tanh(c) o (1 - o).
-    f, g, o = acts[:, :, :H], acts[:, :, H : 2 * H], acts[:, :, 2 * H :]
+    f, g, o = acts.transpose(1, 0, 2, 3)  # each (T, B, H)
     local = _buffers.empty(acts.shape, dtype)
-    local_f, local_g, local_o = local[:, :, :H], local[:, :, H : 2 * H], local[:, :, 2 * H :]
+    local_f, local_g, local_o = local.transpose(1, 0, 2, 3)
     temp = np.subtract(cs[:-1], g, out=_buffers.empty(g.shape, dtype))
     np.multiply(f, f, out=local_f)
     np.subtract(f, local_f, out=local_f)
@@ -95,16 +99,20 @@ def backward(d_outputs, d_state, cache):
     dh_to_dc *= o  # o (1 - tanh(c)^2)
 
     w_hh = params["weight_hh"]
-    da = local  # the loop overwrites local[t] with the pre-activation gradients
-    da_fg = da.reshape(steps, batch, 3, H)[:, :, :2]
+    # The loop overwrites local[t] with the pre-activation gradients of step t (gate-major)
+    # and copies them, in torch's layout, into da[t] for the matmuls.
+    da = _buffers.empty((steps, batch, 3 * H), dtype)
+    da_by_gate = da.reshape(steps, batch, 3, H).transpose(0, 2, 1, 3)
     scratch = np.empty((batch, H), dtype)
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
             dh += d_outputs[t]
-        np.multiply(dh, local_o[t], out=local_o[t])
+        da_t = local[t]
+        np.multiply(dh, da_t[2], out=da_t[2])
         dc += np.multiply(dh, dh_to_dc[t], out=scratch)
-        np.multiply(dc[:, None, :], da_fg[t], out=da_fg[t])
+        np.multiply(dc, da_t[:2], out=da_t[:2])
         dc *= f[t]  # now dL/dc_{t-1}
+        np.copyto(da_by_gate[t], da_t)
         np.matmul(da[t], w_hh, out=dh)  # now dL/dh_{t-1}
 
     da_flat = da.reshape(steps * batch, 3 * H)
