@@ -25,6 +25,11 @@ How it measures:
   next to the bytes of the tensors torch's autograd saves for the backward, measured with
   ``torch.autograd.graph.saved_tensors_hooks`` (again without inputs and parameters).
 
+* **Targets**: the report ends by checking the rows against the speed targets in
+  :data:`TARGETS` (RNN and GRU at most torch's time; the LSTM at most 1.3x its matmul floor at
+  batch >= 16, at most 2.5x torch at batch 1 and 8, at most 1.5x torch at the default size
+  with 1 thread), with the points that miss them.
+
 FLOP count (matmuls only): forward ``2 T B G H (D + H)`` with ``G`` weight blocks (1 RNN, 3 GRU,
 4 LSTM), backward twice that (input, recurrent and weight gradients).
 
@@ -338,6 +343,47 @@ def why_slower(row) -> str | None:
     return "; ".join(reasons) or None
 
 
+def _point(row) -> str:
+    steps, batch, hidden = row["size"]
+    return f"{row['title']} T={steps} B={batch} H={hidden} {row['threads']} thread(s)"
+
+
+def x_floor(row) -> float:
+    """NumPy's time over its own matmuls' time (the matmul floor)."""
+    return row["numpy"]["median"] / row["floor"]["median"]
+
+
+# The speed targets the NumPy cells are held to (issue 15), each as (what, rows it covers,
+# the measure, its limit).  Torch's LSTM is one fused kernel, so the LSTM is held to NumPy's
+# own limit (its matmuls) where the batch is large, and to a multiple of torch elsewhere.
+TARGETS = (
+    ("RNN and GRU at most torch's time", lambda r: r["kind"] in ("rnn", "gru"), ratio, 1.0),
+    ("LSTM at most 1.3x its own matmuls, batch >= 16",
+     lambda r: r["kind"] == "lstm" and r["size"][1] >= 16, x_floor, 1.3),
+    ("LSTM at most 2.5x torch, batch 1 and 8",
+     lambda r: r["kind"] == "lstm" and r["size"][1] < 16, ratio, 2.5),
+    ("LSTM at most 1.5x torch, default size, 1 thread",
+     lambda r: r["kind"] == "lstm" and tuple(r["size"]) == DEFAULT_SIZE and r["threads"] == 1,
+     ratio, 1.5),
+)
+
+
+def target_lines(rows) -> list[str]:
+    """One line per target that some row covers: how many points meet it, and which miss."""
+    lines = []
+    for what, covers, measure, limit in TARGETS:
+        covered = [row for row in rows if covers(row) and measure(row) is not None]
+        if not covered:
+            continue
+        missed = [row for row in covered if measure(row) > limit]
+        line = f"  {what}: {len(covered) - len(missed)} of {len(covered)} points"
+        if missed:
+            line += " (missed: " + "; ".join(f"{_point(row)} {measure(row):.2f}x"
+                                             for row in missed) + ")"
+        lines.append(line)
+    return lines
+
+
 def _ms(summary) -> str:
     return (f"{summary['median'] * 1e3:8.2f} [{summary['q1'] * 1e3:.2f}-"
             f"{summary['q3'] * 1e3:.2f}]")
@@ -370,9 +416,10 @@ def report(rows, *, notes=()) -> str:
         lines.append("")
         lines.append("Above 1.5x torch:")
         for row, why in explained:
-            steps, batch, hidden = row["size"]
-            lines.append(f"  {row['title']} T={steps} B={batch} H={hidden} {row['threads']} "
-                         f"thread(s), {ratio(row):.2f}x: {why}")
+            lines.append(f"  {_point(row)}, {ratio(row):.2f}x: {why}")
+    targets = target_lines(rows)
+    if targets:
+        lines += ["", "Targets (medians; a point meets a target at or below its limit):", *targets]
     lines += ["", *notes]
     return "\n".join(lines)
 

@@ -86,6 +86,26 @@ def test_why_slower_names_the_fused_kernel_and_per_step_overhead():
     assert "Above 1.5x torch:" in text and bench.FUSED_KERNEL in text
 
 
+def test_targets_count_the_points_that_meet_them_and_name_those_that_miss():
+    rows = bench.measure(bench.plan(["rnn", "lstm", "cifg"], [(100, 32, 128), (50, 1, 32)],
+                                    [1, 2]), min_time=0, min_repeats=1, runner=fake_runner([]))
+    # fake times: NumPy 2 ms, torch 1 ms, matmuls 1 ms -> ratio 2.0 and 2.0x the floor
+    lines = bench.target_lines(rows)
+    assert lines == [
+        "  RNN and GRU at most torch's time: 0 of 4 points (missed: RNN T=100 B=32 H=128 1 "
+        "thread(s) 2.00x; RNN T=100 B=32 H=128 2 thread(s) 2.00x; RNN T=50 B=1 H=32 1 "
+        "thread(s) 2.00x; RNN T=50 B=1 H=32 2 thread(s) 2.00x)",
+        "  LSTM at most 1.3x its own matmuls, batch >= 16: 0 of 2 points (missed: LSTM T=100 "
+        "B=32 H=128 1 thread(s) 2.00x; LSTM T=100 B=32 H=128 2 thread(s) 2.00x)",
+        "  LSTM at most 2.5x torch, batch 1 and 8: 2 of 2 points",
+        "  LSTM at most 1.5x torch, default size, 1 thread: 0 of 1 points (missed: LSTM T=100 "
+        "B=32 H=128 1 thread(s) 2.00x)",
+    ]
+    assert "Targets (medians" in bench.report(rows)
+    cifg_only = [row for row in rows if row["kind"] == "cifg"]  # no target covers the CIFG
+    assert bench.target_lines(cifg_only) == [] and "Targets" not in bench.report(cifg_only)
+
+
 @pytest.mark.parametrize("load, warned", [(0.2, False), (5.0, True)])
 def test_loaded_machine_warning(monkeypatch, capsys, load, warned):
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (load, load, load))
