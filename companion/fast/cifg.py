@@ -46,7 +46,6 @@ def forward(x, state, params):
     flat = projections.reshape(steps * batch, 3 * H)
     np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=flat)
     flat += bias
-    by_gate = projections.reshape(steps, batch, 3, H).transpose(0, 2, 1, 3)  # (T, 3, B, H)
     acts = _buffers.empty((steps, 3, batch, H), dtype)
     recurrent = np.empty((batch, 3 * H), dtype)
     recurrent_by_gate = recurrent.reshape(batch, 3, H).transpose(1, 0, 2)
@@ -55,7 +54,9 @@ def forward(x, state, params):
     with np.errstate(over="ignore"):  # exp(-a) = inf for very negative a: sigmoid 0
         for t in range(steps):
             np.matmul(hs[t], w_hh_t, out=recurrent)
-            a = np.add(by_gate[t], recurrent_by_gate, out=acts[t])
+            recurrent += projections[t]
+            a = acts[t]
+            np.copyto(a, recurrent_by_gate)
             sigmoid_of_scaled_(a)
             f, g, o = a
             tanh_from_sigmoid_(g)

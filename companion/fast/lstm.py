@@ -12,9 +12,8 @@ The gate activations of a step are stored **gate-major**, ``(4, B, H)``, so that
 one contiguous ``(B, H)`` array: NumPy runs an elementwise call on a strided view (a column
 block of a ``(B, 4H)`` array) through its general iterator, several microseconds dearer than
 on a contiguous one, and a step makes about ten such calls.  The matmuls keep torch's
-``(B, 4H)`` layout; one strided call a step moves between the two (forward: the add of the
-input and recurrent projections; backward: the copy of the step's gradients for the
-recurrent matmul).
+``(B, 4H)`` layout; one copy a step moves between the two (forward: the step's pre-activations
+into ``acts``; backward: the step's gradients out of it, for the recurrent matmul).
 """
 
 from __future__ import annotations
@@ -68,7 +67,6 @@ def forward(x, state, params):
     flat = projections.reshape(steps * batch, 4 * H)
     np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=flat)
     flat += bias
-    by_gate = projections.reshape(steps, batch, 4, H).transpose(0, 2, 1, 3)  # (T, 4, B, H)
     acts = _buffers.empty((steps, 4, batch, H), dtype)
     recurrent = np.empty((batch, 4 * H), dtype)
     recurrent_by_gate = recurrent.reshape(batch, 4, H).transpose(1, 0, 2)
@@ -77,7 +75,9 @@ def forward(x, state, params):
     with np.errstate(over="ignore"):
         for t in range(steps):
             np.matmul(hs[t], w_hh_t, out=recurrent)
-            a = np.add(by_gate[t], recurrent_by_gate, out=acts[t])
+            recurrent += projections[t]
+            a = acts[t]
+            np.copyto(a, recurrent_by_gate)
             o, i, f, g = a
             c_prev, c = cs[t], cs[t + 1]
             if peep:  # i and f look at c_prev; o waits for the new cell
