@@ -3,7 +3,8 @@
 A fresh large NumPy array costs more than its arithmetic suggests: glibc serves big requests
 with ``mmap`` and gives them back with ``munmap`` when they are freed, so the next call's array
 starts as untouched pages and the kernel takes one page fault per 4 KiB the first time each is
-written (about 3,500 faults, a tenth of the LSTM's time at ``T=100, B=32, H=128``).  The kernels
+written (about 3,500 faults per forward and backward of the LSTM at ``T=100, B=32, H=128``,
+a tenth to a quarter of its time on the course's machine).  The kernels
 therefore take their large arrays from :func:`empty`, which hands back an array of the same
 shape and dtype that an earlier call made, once nothing refers to it any more.
 
