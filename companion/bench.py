@@ -27,7 +27,7 @@ How it measures:
 
 * **Targets**: the report ends by checking the rows against the speed targets in
   :data:`TARGETS` (RNN and GRU at most torch's time; the LSTM at most 1.3x its matmul floor at
-  batch >= 16, at most 2.5x torch at batch 1 and 8, at most 1.5x torch at the default size
+  batch >= 16, at most 2.5x torch below batch 16, at most 1.5x torch at the default size
   with 1 thread), with the points that miss them.
 
 FLOP count (matmuls only): forward ``2 T B G H (D + H)`` with ``G`` weight blocks (1 RNN, 3 GRU,
@@ -360,7 +360,7 @@ TARGETS = (
     ("RNN and GRU at most torch's time", lambda r: r["kind"] in ("rnn", "gru"), ratio, 1.0),
     ("LSTM at most 1.3x its own matmuls, batch >= 16",
      lambda r: r["kind"] == "lstm" and r["size"][1] >= 16, x_floor, 1.3),
-    ("LSTM at most 2.5x torch, batch 1 and 8",
+    ("LSTM at most 2.5x torch, batch < 16",
      lambda r: r["kind"] == "lstm" and r["size"][1] < 16, ratio, 2.5),
     ("LSTM at most 1.5x torch, default size, 1 thread",
      lambda r: r["kind"] == "lstm" and tuple(r["size"]) == DEFAULT_SIZE and r["threads"] == 1,

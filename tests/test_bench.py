@@ -97,7 +97,7 @@ def test_targets_count_the_points_that_meet_them_and_name_those_that_miss():
         "thread(s) 2.00x; RNN T=50 B=1 H=32 2 thread(s) 2.00x)",
         "  LSTM at most 1.3x its own matmuls, batch >= 16: 0 of 2 points (missed: LSTM T=100 "
         "B=32 H=128 1 thread(s) 2.00x; LSTM T=100 B=32 H=128 2 thread(s) 2.00x)",
-        "  LSTM at most 2.5x torch, batch 1 and 8: 2 of 2 points",
+        "  LSTM at most 2.5x torch, batch < 16: 2 of 2 points",
         "  LSTM at most 1.5x torch, default size, 1 thread: 0 of 1 points (missed: LSTM T=100 "
         "B=32 H=128 1 thread(s) 2.00x)",
     ]
