@@ -91,6 +91,9 @@ def test_references_page_lists_the_required_works(built_book):
     # the list is labelled author-year, like the citations in the text
     assert re.search(r"\[\s*Hochreiter and Schmidhuber, 1997\s*\]", text)
     assert re.search(r"\[\s*Pascanu et al\., 2013\s*\]", text)
+    # the plain-text copy for JupyterLab is MyST comments: nothing of it in the book
+    assert "plain text, for reading this file outside the book" not in text
+    assert "Martin Arjovsky" in text and text.count("Martin Arjovsky") == 1
 
 
 def test_citations_are_author_year(built_book):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from lesson_forms import citation_labels  # book/_ext/lesson_forms.py, on the path (conftest.py)
 
 from . import browser_tools as bt
 from .lesson_tools import LESSONS, ROOT, read
@@ -211,6 +212,8 @@ def lessons_seen(lab_tab, lab_screenshots):
                 facts = tab.evaluate(LAB_FACTS)
                 bt.save_screenshot(tab, lab_screenshots, f"{path.stem}.png")
                 facts["solutionsOpened"] = open_every_solution(tab, path, lab_screenshots)
+                if facts["citationLinks"]:
+                    facts["citationOpens"] = follow_first_citation(tab)
             finally:
                 close_and_shut_down(tab)
             seen[path] = (tab_log.since(mark), facts)
@@ -234,6 +237,27 @@ def open_every_solution(tab, path: Path, screenshots: Path | None) -> list[dict]
         opened.append({"open": solution.evaluate("d => d.open"),
                        "code": solution.locator("pre").first.inner_text()})
     return opened
+
+
+def follow_first_citation(tab) -> dict:
+    """Click the lesson's first citation link, as a learner does; what JupyterLab opens (its
+    path, whether as text in the file editor, and the whole text), closed again after."""
+    notebook = tab.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+    link = tab.locator(".jp-MarkdownCell a[href*='references.md']").first
+    link.scroll_into_view_if_needed()
+    link.click()
+    tab.wait_for_function("id => window.jupyterapp.shell.currentWidget?.id !== id", arg=notebook,
+                          timeout=30_000)
+    tab.wait_for_function("() => window.jupyterapp.shell.currentWidget.context?.isReady")
+    return tab.evaluate("""async notebook => {
+        const widget = window.jupyterapp.shell.currentWidget;
+        const opened = {path: widget.context.path,
+                        asText: widget.node.querySelector('.jp-FileEditor') !== null,
+                        text: widget.context.model.toString()};
+        widget.dispose();
+        window.jupyterapp.shell.activateById(notebook);
+        return opened;
+    }""", notebook)
 
 
 @pytest.mark.slow  # `jupyter labextension list` takes 5 s: kept out of the quick subset
@@ -276,6 +300,23 @@ def test_citations_read_as_author_year_links_not_keys(lessons_seen, path):
         assert facts["citationLinks"], f"{path.name}: no citation links to the references"
         for text in facts["citationLinks"]:
             assert re.search(r"\b(1[89]|20)\d\d\b", text), f"{path.name}: citation {text!r}"
+
+
+@pytest.mark.parametrize("path", [p for p in LESSONS if "#cite:" in markdown(p)],
+                         ids=lambda p: p.stem)
+def test_a_clicked_citation_opens_the_references_with_every_work_readable(lessons_seen, path):
+    """JupyterLab has no bibliography: a citation link opens ``book/references.md`` as text,
+    whose plain-text list (written by ``book/_ext/lesson_forms.py``) names every work in full."""
+    _, facts = lessons_seen(path)
+    opened = facts["citationOpens"]
+    assert opened["path"] == "book/references.md" and opened["asText"], opened["path"]
+    listed = re.sub(r"\s*\n%\s*", " ", opened["text"])
+    cited = {key for keys in re.findall(r"#cite:[pt]:([\w,]+)\)", markdown(path))
+             for key in keys.split(",")}
+    labels = citation_labels()
+    for key in sorted(cited):
+        who, year = labels[key]
+        assert f"[{who}, {year}] " in listed, f"{path.name}: {key} not listed in full"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])

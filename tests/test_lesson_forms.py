@@ -136,6 +136,19 @@ def test_the_book_reads_citation_links_back_as_cite_roles():
         assert lesson_forms.cite_links_to_roles(lab) == text
 
 
+def test_the_references_page_lists_every_work_as_text_for_jupyterlab():
+    """JupyterLab opens book/references.md as text when a citation is clicked: below the
+    book's {bibliography} directive the page carries the same list as MyST comments, written by
+    the script, so a work added to references.bib without rerunning it fails here."""
+    page = lesson_forms.REFERENCES_FILE.read_text(encoding="utf-8")
+    assert lesson_forms.references_as_text(page) == page, f"references.md is stale: {FIX}"
+    head, listed = page.split(lesson_forms.REFERENCES_MARKER)
+    assert "```{bibliography}" in head
+    assert all(line.startswith("%") for line in listed.splitlines()[1:])
+    for who, year in lesson_forms.citation_labels().values():
+        assert f"% [{who}, {year}] " in listed
+
+
 def test_an_unknown_citation_key_is_an_error_naming_it():
     with pytest.raises(KeyError, match="nosuchkey2099"):
         lesson_forms.cite_roles_to_links("{cite:p}`nosuchkey2099`", lesson_forms.citation_labels())

@@ -20,6 +20,10 @@ The forms, and why:
   script turns any ``{cite:p}``/``{cite:t}`` role written by an author into that form (and
   refreshes the text from ``references.bib``); the extension turns the link back into the role
   when Sphinx reads the lesson, so the book keeps sphinxcontrib-bibtex's citations.
+  JupyterLab opens that page as text when such a link is clicked, where the ``{bibliography}``
+  directive lists nothing; so the script also writes, below the directive, the same list as
+  plain-text MyST comments (which the book does not render), from ``references.bib`` in the
+  book's own pybtex style.
 - **Equation and exercise numbers.** Equations carry their book number as ``\\tag{4.7}``;
   exercises are numbered per chapter ("Exercise 4.2"). A YAML front matter at the top of the
   first Markdown cell tells jupyterlab-myst not to add its own equation counter and to number
@@ -38,17 +42,23 @@ The forms, and why:
 from __future__ import annotations
 
 import argparse
-import codecs
 import inspect
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS_DIR = ROOT / "lessons"
 BIBLIOGRAPHY = ROOT / "references.bib"
-REFERENCES_PAGE = "../book/references.md"
+REFERENCES_PAGE = "../book/references.md"  # the target of the lessons' citation links
+REFERENCES_FILE = ROOT / "book" / "references.md"
+REFERENCES_MARKER = "% The works above as plain text, for reading this file outside the book:"
+REFERENCES_NOTE = (
+    "% JupyterLab opens it as text when a lesson's citation link is clicked. Written from",
+    "% references.bib by `python book/_ext/lesson_forms.py`; do not edit below this line.",
+)
 
 # What ipykernel reports for Python 3.11 (kernel_info_reply), stored so that JupyterLab finds
 # nothing to update when the kernel starts. The patch version is the course environment's.
@@ -119,29 +129,33 @@ def front_matter(stem: str) -> str:
 # Citations
 
 
-def _plain(latex: str) -> str:
-    return codecs.decode(latex, "ulatex").replace("{", "").replace("}", "")
-
-
 def citation_labels(bibliography: Path = BIBLIOGRAPHY) -> dict[str, tuple[str, str]]:
     """``key -> (who, year)`` as the book's author-year style writes them: "Hochreiter and
-    Schmidhuber", "Pascanu et al." (book/_ext/authoryear_bibliography.py labels the list the
-    same way)."""
-    import latexcodec  # noqa: F401  (registers the "ulatex" codec)
+    Schmidhuber", "Pascanu et al." (``authoryear_bibliography.author_year``, which labels the
+    book's list)."""
+    from authoryear_bibliography import author_year
     from pybtex.database import parse_file
 
-    labels = {}
-    for key, entry in parse_file(str(bibliography)).entries.items():
-        people = entry.persons.get("author") or entry.persons.get("editor") or []
-        names = [_plain(" ".join(person.last_names)) for person in people]
-        if len(names) == 1:
-            who = names[0]
-        elif len(names) == 2:
-            who = f"{names[0]} and {names[1]}"
-        else:
-            who = f"{names[0]} et al."
-        labels[key] = (who, entry.fields.get("year", "n.d."))
-    return labels
+    return {key: author_year(entry)
+            for key, entry in parse_file(str(bibliography)).entries.items()}
+
+
+def references_as_text(text: str, bibliography: Path = BIBLIOGRAPHY) -> str:
+    """The references page with, after its ``{bibliography}`` directive, the same list as
+    plain-text MyST comments (:data:`REFERENCES_MARKER` to the end of the file, rewritten each
+    time): the book renders only the directive, and JupyterLab, which opens the page as text
+    when a lesson's citation link is clicked, shows the works."""
+    from authoryear_bibliography import AuthorYearStyle
+    from pybtex.database import parse_file
+
+    entries = AuthorYearStyle().format_bibliography(parse_file(str(bibliography)))
+    lines = [REFERENCES_MARKER, *REFERENCES_NOTE, "%"]
+    for entry in entries:
+        lines += textwrap.wrap(f"[{entry.label}] {entry.text.render_as('text')}", width=96,
+                               initial_indent="% ", subsequent_indent="%   ",
+                               break_long_words=False, break_on_hyphens=False)
+    head = text.split(REFERENCES_MARKER)[0].rstrip("\n")
+    return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 def citation_text(kind: str, keys: list[str], labels: dict[str, tuple[str, str]]) -> str:
@@ -319,15 +333,20 @@ def lesson_paths() -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("lessons", nargs="*", type=Path, help="default: every lessons/*.ipynb")
+    parser.add_argument("lessons", nargs="*", type=Path,
+                        help="default: every lessons/*.ipynb, and the references page's text list")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a lesson is not in the lesson forms")
     args = parser.parse_args(argv)
     labels = citation_labels()
+    rewrites = [(path, lambda raw, stem=path.stem: dumps(normalise(json.loads(raw), stem, labels)))
+                for path in args.lessons or lesson_paths()]
+    if not args.lessons:
+        rewrites.append((REFERENCES_FILE, references_as_text))
     changed = []
-    for path in args.lessons or lesson_paths():
+    for path, rewrite in rewrites:
         raw = path.read_text(encoding="utf-8")
-        new = dumps(normalise(json.loads(raw), path.stem, labels))
+        new = rewrite(raw)
         if new != raw:
             changed.append(path)
             if not args.check:
