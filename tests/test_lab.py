@@ -100,6 +100,12 @@ KERNEL_METADATA_LANDED = """async () => {
 }"""
 
 
+REQUESTS_ANSWERED = """() => {  // the current notebook's kernel awaits no reply
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;
+  return kernel !== undefined && kernel._futures.size === 0;
+}"""
+
+
 def settle(tab, path: Path) -> None:
     """Wait until the lesson's kernel is idle, every Markdown cell is rendered (one after the
     other, in the background) and jupyterlab-myst's notebook-wide pass is done (exercise
@@ -211,9 +217,9 @@ def lessons_seen(lab_tab, lab_screenshots):
             try:
                 facts = tab.evaluate(LAB_FACTS)
                 bt.save_screenshot(tab, lab_screenshots, f"{path.stem}.png")
-                facts["solutionsOpened"] = open_every_solution(tab, path, lab_screenshots)
                 if facts["citationLinks"]:
                     facts["citationOpens"] = follow_first_citation(tab)
+                facts["solutionsOpened"] = open_every_solution(tab, path, lab_screenshots)
             finally:
                 close_and_shut_down(tab)
             seen[path] = (tab_log.since(mark), facts)
@@ -258,6 +264,9 @@ def follow_first_citation(tab) -> dict:
         window.jupyterapp.shell.activateById(notebook);
         return opened;
     }""", notebook)
+    # Coming back to the notebook makes JupyterLab's debugger ask its kernel for debugInfo;
+    # shutting the kernel down before the reply would cancel that request (an uncaught error).
+    tab.wait_for_function(REQUESTS_ANSWERED, timeout=30_000)
 
 
 @pytest.mark.slow  # `jupyter labextension list` takes 5 s: kept out of the quick subset
