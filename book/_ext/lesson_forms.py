@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lessons", nargs="*", type=Path,
                         help="default: every lessons/*.ipynb, and the references page's text list")
     parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 if a lesson is not in the lesson forms")
+                        help="change nothing; exit 1 if a lesson (or the references list) "
+                        "is not in its form")
     args = parser.parse_args(argv)
     labels = citation_labels()
     rewrites = [(path, lambda raw, stem=path.stem: dumps(normalise(json.loads(raw), stem, labels)))
