@@ -28,7 +28,8 @@ How it measures:
 * **Targets**: the report ends by checking the rows against the speed targets in
   :data:`TARGETS` (RNN and GRU at most torch's time; the LSTM at most 1.3x its matmul floor at
   batch >= 16, at most 2.5x torch below batch 16, at most 1.5x torch at the default size
-  with 1 thread), with the points that miss them.
+  with 1 thread), with the points that miss them, and lists the unsteady points: those whose
+  repeats spread over more than 20% of their median (a single run of them says little).
 
 FLOP count (matmuls only): forward ``2 T B G H (D + H)`` with ``G`` weight blocks (1 RNN, 3 GRU,
 4 LSTM), backward twice that (input, recurrent and weight gradients).
@@ -384,6 +385,25 @@ def target_lines(rows) -> list[str]:
     return lines
 
 
+UNSTEADY_SPREAD = 0.2  # an interquartile range wider than this share of the median
+
+
+def spread(summary) -> float:
+    """Interquartile range over the median."""
+    return (summary["q3"] - summary["q1"]) / summary["median"]
+
+
+def unsteady_lines(rows) -> list[str]:
+    """The points whose NumPy or torch repeats spread wide: a single run of them says little."""
+    lines = []
+    for row in rows:
+        wide = [f"{library} {spread(row[library]):.0%}" for library in ("numpy", "torch")
+                if row[library] is not None and spread(row[library]) > UNSTEADY_SPREAD]
+        if wide:
+            lines.append(f"  {_point(row)}: {', '.join(wide)}")
+    return lines
+
+
 def _ms(summary) -> str:
     return (f"{summary['median'] * 1e3:8.2f} [{summary['q1'] * 1e3:.2f}-"
             f"{summary['q3'] * 1e3:.2f}]")
@@ -420,6 +440,10 @@ def report(rows, *, notes=()) -> str:
     targets = target_lines(rows)
     if targets:
         lines += ["", "Targets (medians; a point meets a target at or below its limit):", *targets]
+    unsteady = unsteady_lines(rows)
+    if unsteady:
+        lines += ["", f"Unsteady (interquartile range over {UNSTEADY_SPREAD:.0%} of the median; "
+                  "re-measure before trusting these points):", *unsteady]
     lines += ["", *notes]
     return "\n".join(lines)
 

@@ -106,6 +106,18 @@ def test_targets_count_the_points_that_meet_them_and_name_those_that_miss():
     assert bench.target_lines(cifg_only) == [] and "Targets" not in bench.report(cifg_only)
 
 
+def test_unsteady_points_are_those_whose_repeats_spread_over_a_fifth_of_their_median():
+    rows = bench.measure(bench.plan(["lstm", "cifg"], [(50, 1, 32)], [1]), min_time=0,
+                         min_repeats=1, runner=fake_runner([]))
+    # fake NumPy times [3, 2, 2] ms: quartiles 2 and 2.5 ms, a spread of 25%; torch's none
+    assert bench.spread(rows[0]["numpy"]) == pytest.approx(0.25)
+    assert bench.unsteady_lines(rows) == ["  LSTM T=50 B=1 H=32 1 thread(s): numpy 25%",
+                                          "  CIFG T=50 B=1 H=32 1 thread(s): numpy 25%"]
+    assert "Unsteady (interquartile range over 20% of the median" in bench.report(rows)
+    rows[0]["numpy"].update(q1=0.002, q3=0.0023)  # 15%: steady enough
+    assert bench.unsteady_lines(rows[:1]) == []
+
+
 @pytest.mark.parametrize("load, warned", [(0.2, False), (5.0, True)])
 def test_loaded_machine_warning(monkeypatch, capsys, load, warned):
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (load, load, load))
