@@ -425,7 +425,7 @@ def format_row(row) -> str:
             f"{_ms(row['numpy']):>24s} {torch_part:>24s} "
             f"{'-' if r is None else f'{r:.2f}':>6s} "
             f"{row['flops'] / row['numpy']['median'] / 1e9:8.1f} {share:8.0%} "
-            f"{1 / share:7.2f} {row['cache_bytes'] / 1e6:8.2f} {saved:>8s}  {kernel}")
+            f"{x_floor(row):7.2f} {row['cache_bytes'] / 1e6:8.2f} {saved:>8s}  {kernel}")
 
 
 def report(rows, *, notes=()) -> str:
