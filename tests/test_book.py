@@ -170,3 +170,31 @@ def test_equation_and_exercise_numbers_agree_with_the_notebook(built_book, lesso
               for t in page.select("div.exercise > .admonition-title")]
     numbers = [re.match(r"Exercise (\S+)", title).group(1) for title in titles]
     assert numbers == [f"{prefix}.{n}" for n in range(1, len(boxes) + 1)]
+
+
+def _words(text: str) -> str:
+    """Caption text for comparing the source with the page: math, markup, quotes and spacing
+    dropped (MathJax sources and MyST markup differ between the two)."""
+    text = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " ", text)
+    text = re.sub(r"[*_`\"“”’']", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_figures_are_numbered_by_chapter_with_the_notebooks_captions(built_book, lesson):
+    """Each figure of the page is "Fig. <chapter>.<n>" under the caption of the notebook's
+    caption cell, which JupyterLab shows as that cell; the cell itself is not on the page."""
+    build_dir, _ = built_book
+    page = soup(build_dir / "html/lessons" / f"{lesson.stem}.html")
+    captions = [c.source for c in read(lesson).cells if "figure-caption" in c.metadata.get(
+        "tags", [])]
+    shown = [(f.select_one(".caption-number").get_text().strip(),
+              f.select_one(".caption-text").get_text())
+             for f in page.select("figure figcaption")]
+    assert [number for number, _ in shown] == [
+        re.match(r"\*\*(Fig\. \S+)\*\*", caption).group(1) for caption in captions]
+    for (_, text), caption in zip(shown, captions, strict=True):
+        assert _words(text) == _words(re.sub(r"\A\*\*Fig\. \S+\*\*", "", caption))
+    body = _words(page.select_one("main").get_text(" "))
+    for caption in captions:  # once, under its figure: the caption cell is not shown too
+        assert body.count(_words(caption)[:80]) == 1, caption[:80]

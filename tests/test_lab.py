@@ -4,8 +4,9 @@ through Playwright.
 
 Every lesson opens with no console error, its equations numbered once and as in the book, its
 citations readable (author-year links to the references page, never raw keys), its exercises
-numbered "<chapter>.<n>" as in the book, each one box, its solutions collapsed and opening on
-their code, and the notebook not marked modified. Then the warm-up, with a wrong answer typed into
+and figure captions numbered "<chapter>.<n>" as in the book, each exercise one box, each figure's
+caption under it, its solutions collapsed and opening on their code, and the notebook not marked
+modified. Then the warm-up, with a wrong answer typed into
 a stub, is run with Run All from the menu: the last cell runs and the failure is shown.
 With ``--screenshots``, screenshots land in ``_build/screenshots/lab/`` for review.
 
@@ -160,7 +161,9 @@ def close_and_shut_down(tab) -> None:
 
 LAB_FACTS = r"""
 () => {
-  const cells = Array.from(document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown'));
+  // jupyterlab-myst renders a Markdown cell into a .myst widget (JupyterLab's own
+  // renderer, .jp-RenderedMarkdown, is not used)
+  const cells = Array.from(document.querySelectorAll('.jp-MarkdownCell .myst'));
   const text = cells.map(c => c.innerText).join('\n');
   const displays = Array.from(document.querySelectorAll('.jp-MarkdownCell .katex-display'));
   const equations = displays.map(d => {
@@ -184,6 +187,16 @@ LAB_FACTS = r"""
     citationLinks: Array.from(document.querySelectorAll('.jp-MarkdownCell a'))
                         .filter(a => a.href.includes('references.md'))
                         .map(a => a.innerText.trim()),
+    figureCaptions: Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell'))
+      .map((cell, i, cells) => ({cell, before: cells[i - 1]}))
+      .filter(({cell}) => cell.classList.contains('jp-MarkdownCell')
+              && /^Fig\.\s/.test((cell.querySelector('.myst')?.innerText || '').trim()))
+      .map(({cell, before}) => {
+        const shown = cell.querySelector('.myst');
+        return {text: shown.innerText.trim().replace(/\s+/g, ' '),
+                bold: shown.querySelector('strong')?.innerText.trim() || '',
+                afterCode: before !== undefined && before.classList.contains('jp-CodeCell')};
+      }),
     dirty: document.querySelectorAll('.jp-mod-dirty').length,
   };
 }
@@ -283,6 +296,8 @@ def test_jupyterlab_myst_declares_itself_compatible_with_jupyterlab():
 def test_lesson_opens_clean_with_no_console_error(lessons_seen, path):
     log, facts = lessons_seen(path)
     assert not log.problems(), f"{path.name}:\n  " + "\n  ".join(log.problems())
+    title = re.search(r"^# (.+)$", markdown(path), re.M).group(1).strip()
+    assert title in facts["text"], f"{path.name}: its rendered Markdown was not read"
     assert facts["dirty"] == 0, f"{path.name} is marked modified as soon as it is opened"
 
 
@@ -337,6 +352,20 @@ def test_exercises_are_one_box_each_numbered_as_in_the_book(lessons_seen, path):
     numbers = [re.match(r"Exercise (\S+)", title).group(1) for title in facts["exercises"]]
     assert numbers == [f"{prefix}.{n}" for n in range(1, count + 1)], facts["exercises"]
     assert "Start of Exercise" not in facts["text"] and "End of Exercise" not in facts["text"]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_each_figure_has_its_caption_numbered_as_in_the_book(lessons_seen, path):
+    """jupyterlab-myst shows no caption for a figure drawn by code (its metadata caption is the
+    book's only): the caption is the Markdown cell right under the figure's code cell, opening
+    with the book's number in bold, "Fig. <chapter>.<n>"."""
+    _, facts = lessons_seen(path)
+    figures = sum("figure" in cell.metadata.get("mystnb", {}) for cell in read(path).cells)
+    captions = facts["figureCaptions"]
+    assert [c["bold"] for c in captions] == [
+        f"Fig. {chapter_prefix(path)}.{n}" for n in range(1, figures + 1)], captions
+    assert all(c["afterCode"] for c in captions), captions
+    assert all(len(c["text"]) > 60 for c in captions), captions
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])

@@ -159,3 +159,76 @@ def test_chapter_labels():
     assert lesson_forms.chapter_label("04_lstm") == "4"
     with pytest.raises(ValueError, match="chapter number"):
         lesson_forms.chapter_label("warmup")
+
+
+# --- figure captions ---------------------------------------------------------------------------
+
+def _figure_cell(name: str, caption: str | None = None) -> dict:
+    figure = {"name": name} if caption is None else {"name": name, "caption": caption}
+    cell = nbformat.v4.new_code_cell("plt.show()", id=name)
+    cell.metadata["mystnb"] = {"figure": figure}
+    return json.loads(json.dumps(cell))
+
+
+def _markdown(text: str, tags=()) -> dict:
+    cell = nbformat.v4.new_markdown_cell(text)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return json.loads(json.dumps(cell))
+
+
+def _caption_cells(cells) -> list[str]:
+    return ["".join(c["source"]) for c in cells
+            if lesson_forms.CAPTION_TAG in c["metadata"].get("tags", [])]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=LESSON_IDS)
+def test_each_figure_is_followed_by_its_caption_numbered_by_chapter(path):
+    """JupyterLab shows no caption for a figure drawn by code: each figure cell is followed by
+    a Markdown caption cell, "**Fig. <chapter>.<n>** ...", in order, and the caption is kept
+    nowhere else (the book's extension moves it into the metadata when it reads the lesson)."""
+    cells = read(path).cells
+    label = lesson_forms.chapter_label(path.stem)
+    figures = [i for i, c in enumerate(cells)
+               if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})]
+    assert figures, f"{path.name} draws no figure"
+    for number, index in enumerate(figures, start=1):
+        caption = cells[index + 1]
+        assert lesson_forms.CAPTION_TAG in caption.metadata.get("tags", []), (
+            f"{path.name}: figure {number} has no caption cell after it: {FIX}")
+        assert caption.source.startswith(f"**Fig. {label}.{number}** ")
+        assert len(lesson_forms.caption_text(caption)) > 40, "a caption says what to see"
+        assert "caption" not in cells[index].metadata.mystnb.figure
+    tagged = [c for c in cells if lesson_forms.CAPTION_TAG in c.metadata.get("tags", [])]
+    assert len(tagged) == len(figures)
+
+
+def test_a_caption_moves_out_of_the_metadata_is_renumbered_and_goes_back_for_the_book():
+    cells = [_markdown("# Chapter"), _figure_cell("fig-a", "The first $x_t$ figure."),
+             _markdown("Text between."), _figure_cell("fig-b"),
+             _markdown("**Fig. 4.7** The second, numbered wrong.", [lesson_forms.CAPTION_TAG])]
+    once = lesson_forms.caption_figures(json.loads(json.dumps(cells)), "04_lstm")
+    assert _caption_cells(once) == ["**Fig. 4.1** The first $x_t$ figure.",
+                                    "**Fig. 4.2** The second, numbered wrong."]
+    assert [c.get("id") for c in once] == [cells[0]["id"], "fig-a", "fig-a-caption",
+                                           cells[2]["id"], "fig-b", cells[4]["id"]]
+    assert "caption" not in once[1]["metadata"]["mystnb"]["figure"]
+    assert lesson_forms.caption_figures(json.loads(json.dumps(once)), "04_lstm") == once
+    nbformat.validate(nbformat.from_dict({**nbformat.v4.new_notebook(), "cells": once}))
+    # a figure inserted first renumbers the others
+    shifted = lesson_forms.caption_figures([_figure_cell("fig-new", "New."), *once], "04_lstm")
+    assert [t.split("**")[1] for t in _caption_cells(shifted)] == ["Fig. 4.1", "Fig. 4.2",
+                                                                   "Fig. 4.3"]
+    book = lesson_forms.captions_into_figures(json.loads(json.dumps(once)))
+    assert [c["metadata"].get("mystnb", {}).get("figure", {}).get("caption") for c in book] == [
+        None, "The first $x_t$ figure.", None, "The second, numbered wrong."]
+    assert _caption_cells(book) == []
+
+
+def test_a_figure_without_caption_or_a_caption_without_figure_is_an_error():
+    with pytest.raises(ValueError, match="'fig-a' has no caption"):
+        lesson_forms.caption_figures([_figure_cell("fig-a")], "04_lstm")
+    with pytest.raises(ValueError, match="must follow a figure cell"):
+        lesson_forms.caption_figures(
+            [_markdown("Text."), _markdown("**Fig. 4.1** Lost.", [lesson_forms.CAPTION_TAG])],
+            "04_lstm")

@@ -35,6 +35,14 @@ The forms, and why:
 - **Solutions** embed the reference solution's source (``inspect.getsource``) in a code block,
   since ``literalinclude`` cannot render in JupyterLab; the script refreshes it, so a solution
   cannot drift from the tested reference without the fixed-point test failing.
+- **Figure captions.** A figure is a code cell whose ``mystnb.figure`` metadata names it; its
+  caption is the Markdown cell right after it, tagged ``figure-caption`` and starting with the
+  figure's number in bold, ``**Fig. 4.3**``. jupyterlab-myst shows no caption for a figure drawn
+  by code (jupyter-book/jupyterlab-myst#176), so in JupyterLab that cell is the caption, below
+  the figure once the cell has run. The script numbers the caption cells per chapter (and turns
+  a caption still kept in the metadata into such a cell); the extension moves each caption back
+  into its figure's metadata when Sphinx reads the lesson, drops the cell, and numbers the
+  book's figures per chapter too, so that "Fig. 4.3" is the same figure in both.
 - **Notebook metadata** holds the ``language_info`` the kernel reports, so that JupyterLab does
   not rewrite it (and mark the notebook modified) when the kernel starts.
 """
@@ -96,6 +104,8 @@ LAB_NOTE = re.compile(  # the pointer to show_solution that solutions carried be
 CODE_BLOCK = re.compile(r"^(`{3,})(\{literalinclude\}|python)[^\n]*\n.*?^\1[ \t]*\n*", re.M | re.S)
 CHECK_CALL = re.compile(r"^check\(\s*[\"'](?P<id>\w+)[\"']", re.M)
 LABEL_OPTION = re.compile(r"^:label:[ \t]*(?P<label>\S+)", re.M)
+CAPTION_TAG = "figure-caption"
+CAPTION_NUMBER = re.compile(r"\A\*\*Fig\. [^*\n]*\*\*[ \t]*")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +295,78 @@ def embed_solutions(cells: list[dict], stem: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Figures and their captions
+
+
+def _figure(cell: dict) -> dict | None:
+    """The ``mystnb.figure`` metadata of a figure cell (a code cell), else ``None``."""
+    if cell["cell_type"] != "code":
+        return None
+    return cell.get("metadata", {}).get("mystnb", {}).get("figure")
+
+
+def _is_caption(cell: dict | None) -> bool:
+    return (cell is not None and cell["cell_type"] == "markdown"
+            and CAPTION_TAG in cell.get("metadata", {}).get("tags", []))
+
+
+def caption_text(cell: dict) -> str:
+    """A caption cell's caption, without its number."""
+    return CAPTION_NUMBER.sub("", _text(cell)).strip()
+
+
+def _caption_cell(figure_cell: dict, text: str) -> dict:
+    cell = {"cell_type": "markdown"}
+    if "id" in figure_cell:  # nbformat 4.5: an id of at most 64 characters
+        cell["id"] = f"{figure_cell['id']}-caption"[-64:]
+    cell.update(metadata={"tags": [CAPTION_TAG]}, source=[])
+    _set_text(cell, text)
+    return cell
+
+
+def caption_figures(cells: list[dict], stem: str) -> list[dict]:
+    """Each figure cell followed by its caption cell, numbered ``**Fig. <chapter>.<n>**`` in
+    the lesson's order; a caption still in the figure's metadata moves into a new caption cell.
+    A figure without a caption, or a caption cell after no figure, is an error."""
+    label, kept, number = chapter_label(stem), [], 0
+    for index, cell in enumerate(cells):
+        if _is_caption(cell):
+            if index == 0 or _figure(cells[index - 1]) is None:
+                raise ValueError(f"{stem}: a {CAPTION_TAG} cell must follow a figure cell: "
+                                 f"{_text(cell)[:60]!r}")
+            continue  # rewritten with its figure
+        kept.append(cell)
+        figure = _figure(cell)
+        if figure is None:
+            continue
+        number += 1
+        following = cells[index + 1] if index + 1 < len(cells) else None
+        in_metadata = figure.pop("caption", None)
+        if _is_caption(following):
+            caption, text = following, caption_text(following)
+        elif in_metadata:
+            caption, text = _caption_cell(cell, ""), in_metadata.strip()
+        else:
+            raise ValueError(f"{stem}: the figure {figure.get('name', '')!r} has no caption: "
+                             f"a Markdown cell tagged {CAPTION_TAG!r} after its code cell")
+        _set_text(caption, f"**Fig. {label}.{number}** {text}")
+        kept.append(caption)
+    return kept
+
+
+def captions_into_figures(cells: list[dict]) -> list[dict]:
+    """The book's side: each caption cell's text becomes its figure's ``mystnb.figure`` caption,
+    and the cell goes (myst-nb puts the caption under the figure, with the book's number)."""
+    kept = []
+    for cell in cells:
+        if _is_caption(cell) and kept and _figure(kept[-1]) is not None:
+            _figure(kept[-1])["caption"] = caption_text(cell)
+            continue
+        kept.append(cell)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------
 # Whole notebooks
 
 
@@ -309,7 +391,7 @@ def normalise(nb: dict, stem: str, labels=None) -> dict:
     """The lesson ``nb`` (notebook JSON as a dict) in the forms above; a new dict."""
     nb = json.loads(json.dumps(nb))
     labels = citation_labels() if labels is None else labels
-    cells = nb["cells"]
+    cells = caption_figures(nb["cells"], stem)
     for cell in cells:
         if cell["cell_type"] == "markdown":
             _set_text(cell, cite_roles_to_links(_text(cell), labels))
@@ -366,8 +448,9 @@ def _is_lesson(docname: str) -> bool:
 
 
 def _read_lesson_forms(app, docname, source):
-    """source-read: a lesson's citation links become cite roles, and the front matter meant
-    for jupyterlab-myst is dropped (myst-nb would print it)."""
+    """source-read: a lesson's citation links become cite roles, the front matter meant for
+    jupyterlab-myst is dropped (myst-nb would print it), and each caption cell moves into its
+    figure's metadata."""
     if not _is_lesson(docname) or not source[0].lstrip().startswith("{"):
         return
     nb = json.loads(source[0])
@@ -379,24 +462,26 @@ def _read_lesson_forms(app, docname, source):
         if first:
             text, first = FRONT_MATTER.sub("", text), False
         cell["source"] = text
+    nb["cells"] = captions_into_figures(nb["cells"])
     source[0] = json.dumps(nb, ensure_ascii=False)
 
 
-def _number_exercises_by_chapter(app, env):
-    """env-get-updated, after Sphinx numbered the figures: a lesson's exercises are numbered
-    "<chapter>.<n>" (as in JupyterLab) instead of on one count across the book."""
+def _number_by_chapter(app, env):
+    """env-get-updated, after Sphinx numbered the figures: a lesson's exercises and figures are
+    numbered "<chapter>.<n>" (as in JupyterLab) instead of on one count across the book."""
     for docname, numbers in env.toc_fignumbers.items():
-        if not _is_lesson(docname) or "exercise" not in numbers:
+        if not _is_lesson(docname):
             continue
         label = chapter_label(Path(docname).name)
-        ordered = sorted(numbers["exercise"].items(), key=lambda item: item[1])
-        numbers["exercise"] = {ids: (label, n) for n, (ids, _) in enumerate(ordered, start=1)}
+        for kind in set(numbers) & {"exercise", "figure"}:
+            ordered = sorted(numbers[kind].items(), key=lambda item: item[1])
+            numbers[kind] = {ids: (label, n) for n, (ids, _) in enumerate(ordered, start=1)}
     return []
 
 
 def setup(app):
     app.connect("source-read", _read_lesson_forms)
-    app.connect("env-get-updated", _number_exercises_by_chapter, priority=900)
+    app.connect("env-get-updated", _number_by_chapter, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
