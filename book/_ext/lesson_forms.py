@@ -447,13 +447,12 @@ def _is_lesson(docname: str) -> bool:
     return docname.startswith("lessons/")
 
 
-def _read_lesson_forms(app, docname, source):
-    """source-read: a lesson's citation links become cite roles, the front matter meant for
-    jupyterlab-myst is dropped (myst-nb would print it), and each caption cell moves into its
-    figure's metadata."""
-    if not _is_lesson(docname) or not source[0].lstrip().startswith("{"):
-        return
-    nb = json.loads(source[0])
+def book_form(nb: dict) -> dict:
+    """The lesson ``nb`` as the book reads it (changed in place, and returned): citation links
+    become cite roles, the front matter meant for jupyterlab-myst goes (myst-nb would print
+    it), and each caption cell moves into its figure's metadata. The build's parallel
+    execution caches each executed lesson in this form too, since jupyter-cache's key covers
+    the code cells' metadata."""
     first = True
     for cell in nb["cells"]:
         if cell["cell_type"] != "markdown":
@@ -463,7 +462,14 @@ def _read_lesson_forms(app, docname, source):
             text, first = FRONT_MATTER.sub("", text), False
         cell["source"] = text
     nb["cells"] = captions_into_figures(nb["cells"])
-    source[0] = json.dumps(nb, ensure_ascii=False)
+    return nb
+
+
+def _read_lesson_forms(app, docname, source):
+    """source-read: a lesson as the book reads it (:func:`book_form`)."""
+    if not _is_lesson(docname) or not source[0].lstrip().startswith("{"):
+        return
+    source[0] = json.dumps(book_form(json.loads(source[0])), ensure_ascii=False)
 
 
 def _number_by_chapter(app, env):

@@ -8,7 +8,9 @@ offers no parallel build. So this extension runs, on ``env-before-read-docs``:
 2. it executes those notebooks in worker processes, one per core (at most ``MAX_WORKERS``),
    longest first, each exactly as MyST-NB would: in its own folder, with the configured
    timeout, errors not allowed (``jupyter_cache.executors.utils.single_nb_execution``);
-3. it stores each executed notebook in that cache.
+3. it stores each executed notebook in that cache, in the form in which Sphinx reads the
+   lesson (``lesson_forms.book_form``: the cache's key covers the code cells' metadata, where
+   the book's figure captions go).
 
 MyST-NB, in ``cache`` mode (``_config.yml``), then finds each lesson's outputs in the cache
 instead of running it again. A lesson that failed here is not stored, so MyST-NB runs it once
@@ -31,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from build_stamp import notebook_docnames
+from lesson_forms import book_form
 from sphinx.util import logging
 
 LOGGER = logging.getLogger(__name__)
@@ -99,7 +102,7 @@ def _execute_in_parallel(app, env, docnames):
                             "MyST-NB runs it again to report the error")
                 continue
             cache.cache_notebook_bundle(
-                CacheBundleIn(reads(result["notebook"], as_version=4), result["path"],
+                CacheBundleIn(book_form(reads(result["notebook"], as_version=4)), result["path"],
                               data={"execution_seconds": result["seconds"]}),
                 check_validity=False, overwrite=True)
             app.gated_memory_executed[env.path2doc(result["path"])] = result["notebook"]
