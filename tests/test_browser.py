@@ -29,6 +29,7 @@ SITE_PAGES = [*TOC_PAGES, "genindex", "search"]
 PHONE = {"width": 390, "height": 844}
 LSTM_CHAPTER = ROOT / "lessons" / "04_lstm.ipynb"
 META_REFRESH = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)"', re.I)
+SOLUTION_DIRECTIVE = re.compile(r"(?m)^(?:`{3,}|:{3,})\{solution\}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +77,11 @@ PAGE_FACTS = r"""
     containers: document.querySelectorAll('mjx-container').length,
     mathErrors: Array.from(document.querySelectorAll('mjx-merror'))
                      .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 200)),
+    // MathJax's noundefined extension draws an unknown macro as red text, not as an error;
+    // only the assistive MathML beside each formula holds that text (CHTML draws it in CSS).
+    mathml: document.querySelectorAll('mjx-container mjx-assistive-mml').length,
+    undefinedMacros: Array.from(document.querySelectorAll('mjx-assistive-mml mtext[mathcolor=red]'))
+                          .map(e => e.textContent).filter(text => text.startsWith('\\')),
     rawInMath,
     rawInText,
     images: Array.from(document.images).map(i => ({
@@ -187,6 +193,11 @@ def test_every_formula_is_typeset(book_site, site, page):
         assert facts["containers"] > 0, f"{page}: MathJax typeset nothing"
     assert not facts["untypeset"], f"{page}: formulas left untypeset: {facts['untypeset']}"
     assert not facts["mathErrors"], f"{page}: MathJax errors: {facts['mathErrors']}"
+    assert facts["mathml"] == facts["containers"], (
+        f"{page}: {facts['containers']} formulas but {facts['mathml']} assistive MathML copies: "
+        "the check for undefined macros reads those"
+    )
+    assert not facts["undefinedMacros"], f"{page}: undefined macros: {facts['undefinedMacros']}"
     assert not facts["rawInMath"], f"{page}: raw TeX left in formulas: {facts['rawInMath']}"
     assert not facts["rawInText"], f"{page}: raw TeX in the text: {facts['rawInText']}"
 
@@ -284,13 +295,25 @@ def download_with_the_button(tab) -> dict:
     return {"href": href, **served}
 
 
+def solutions_written(lesson: Path) -> int:
+    """How many ``{solution}`` directives the lesson's Markdown cells hold."""
+    cells = nbformat.read(lesson, as_version=4).cells
+    return sum(len(SOLUTION_DIRECTIVE.findall(c.source)) for c in cells
+               if c.cell_type == "markdown")
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_solutions_are_collapsed_on_load_and_open_on_click(book_site, lesson):
     _, facts = book_site.visit(lesson_page(book_site, lesson))
     clicks = facts["solutionClicks"]
     assert "error" not in clicks, f"{lesson.name}: {clicks.get('error')}"
-    if not clicks["solutions"]:
+    written = solutions_written(lesson)
+    if not written:
         pytest.skip(f"{lesson.name} has no solutions")
+    assert len(clicks["solutions"]) == written, (
+        f"{lesson.name} has {written} solutions, its page {len(clicks['solutions'])} "
+        "collapsible ones (div.solution.dropdown)"
+    )
     for state in clicks["solutions"]:
         name = state["name"]
         assert state["parts"] > 0, f"{name}: the solution has no body"

@@ -176,8 +176,11 @@ LAB_FACTS = r"""
   return {
     text,
     equations,
-    mathErrors: Array.from(document.querySelectorAll('.jp-MarkdownCell .katex-error'))
-                     .map(e => e.getAttribute('title') || e.innerText),
+    // jupyterlab-myst marks what it could not render (bad math, an unknown citation, role or
+    // directive) with a warning or error icon in yellow or red, the reason in a title
+    mystProblems: Array.from(document.querySelectorAll(
+        '.jp-MarkdownCell .myst .text-yellow-600, .jp-MarkdownCell .myst .text-red-500'))
+      .map(e => (e.closest('[title]')?.getAttribute('title') || e.innerText).trim()),
     exercises: Array.from(document.querySelectorAll('aside.myst-exercise .myst-exercise-title'))
                     .map(t => t.innerText.replace(/\s+/g, ' ').trim()),
     solutions: Array.from(document.querySelectorAll('details.myst-exercise'))
@@ -304,7 +307,7 @@ def test_lesson_opens_clean_with_no_console_error(lessons_seen, path):
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_equations_are_numbered_once_as_in_the_book(lessons_seen, path):
     _, facts = lessons_seen(path)
-    assert not facts["mathErrors"], f"{path.name}: KaTeX errors {facts['mathErrors']}"
+    assert not facts["mystProblems"], f"{path.name}: not rendered: {facts['mystProblems']}"
     source_tags = [f"({tag})" for tag in re.findall(r"\\tag\{([^}]*)\}", markdown(path))]
     shown = [tag for equation in facts["equations"] for tag in equation["tags"]]
     assert shown == source_tags
@@ -410,6 +413,38 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
     assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
     assert "max sigma'(z) on the grid" in last_output, last_output
     assert not log.page_errors, log.page_errors
+
+
+BROKEN_MARKDOWN = (
+    "# Broken on purpose\n\nInline $\\frac{1}{$ math, then a display:\n\n"
+    "$$ x = \\nosuchmacro{y} \\tag{9.1} $$\n\nAnd a citation {cite:p}`nosuchkey2099`.")
+
+
+def test_what_jupyterlab_myst_cannot_render_is_caught(lab_tab):
+    """The checks above read what a learner sees: on a notebook with broken math and an unknown
+    citation key, saved into the running JupyterLab, they find each problem."""
+    tab, _ = lab_tab
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(BROKEN_MARKDOWN)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
+    path = "lessons/zz_broken_on_purpose.ipynb"
+    tab.evaluate("""async ([path, content]) => {
+        await window.jupyterapp.serviceManager.contents.save(
+            path, {type: 'notebook', format: 'json', content});
+        await window.jupyterapp.commands.execute('docmanager:open', {path});
+    }""", [path, json.loads(nbformat.writes(notebook))])
+    try:
+        tab.wait_for_function(MARKDOWN_RENDERED, arg=1, timeout=30_000)
+        facts = tab.evaluate(LAB_FACTS)
+        tab.wait_for_function(IDLE_KERNEL, timeout=60_000)  # a starting kernel outlives a close
+    finally:
+        close_and_shut_down(tab)
+        tab.evaluate("path => window.jupyterapp.serviceManager.contents.delete(path)", path)
+    problems = " | ".join(facts["mystProblems"])
+    assert "\\frac{1}{" in problems, problems  # the inline math's error
+    assert "nosuchmacro" in problems, problems  # the display's
+    assert "Citation Not Found" in problems, problems
+    assert "\\tag{" in facts["text"]  # the raw TeX check sees the broken display
 
 
 def test_no_kernel_outlives_its_lesson(lessons_seen, lab):
