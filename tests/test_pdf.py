@@ -128,3 +128,25 @@ def test_the_introduction_links_to_the_pdf(built_book, pdf):
                                               "html.parser").find_all("a", href=True)]
     targets = [(intro.parent / href).resolve() for href in links if href.endswith(".pdf")]
     assert output.resolve() in targets, f"intro.html links to {targets}, not to {output}"
+
+
+def test_the_pdf_numbers_figures_by_chapter_as_the_lessons_do(pdf):
+    """The figures carry the lessons' numbers ("Fig. 4.3", as the book's pages and the caption
+    cells JupyterLab shows): each lesson's caption numbers appear in the PDF, in order."""
+    _, _, text = pdf
+    flat = _flat(text)
+    for path in sorted((ROOT / "lessons").glob("*.ipynb")):
+        numbers = [re.match(r"\*\*(Fig\. \S+)\*\*", cell.source).group(1)
+                   for cell in read(path).cells
+                   if "figure-caption" in cell.metadata.get("tags", [])]
+        assert numbers, f"{path.name} has no captioned figure"
+        found = [flat.find(_flat(number) + _flat(caption_start(path, number)))
+                 for number in numbers]
+        assert -1 not in found, f"{path.name}: {dict(zip(numbers, found, strict=True))}"
+        assert found == sorted(found), f"{path.name}: figures out of order {numbers}"
+
+
+def caption_start(path, number: str) -> str:
+    """The first words of the caption numbered ``number`` (before any markup or math)."""
+    cell = next(c for c in read(path).cells if c.source.startswith(f"**{number}** "))
+    return re.split(r"[$`*\[\"'’“”]", cell.source[len(number) + 5:])[0][:30]
