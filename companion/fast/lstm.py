@@ -92,8 +92,8 @@ def forward(x, state, params):
             if peep:
                 np.add(o, np.multiply(neg_p_o, c, out=scratch), out=o)
                 sigmoid_of_scaled_(o)
-            np.tanh(c, out=tanh_cs[t])
-            np.multiply(o, tanh_cs[t], out=hs[t + 1])
+            tanh_c = np.tanh(c, out=tanh_cs[t])
+            np.multiply(o, tanh_c, out=hs[t + 1])
 
     cache = {"x": x, "params": params, "hs": hs, "cs": cs, "tanh_cs": tanh_cs, "acts": acts}
     return _buffers.copy(hs[1:]), (hs[steps].copy(), cs[steps].copy()), cache
@@ -139,11 +139,12 @@ def backward(d_outputs, d_state, cache):
         if d_outputs is not None:
             dh += d_outputs[t]
         da_t = local[t]
-        np.multiply(dh, da_t[0], out=da_t[0])
+        da_o, da_ifg = da_t[0], da_t[1:]
+        np.multiply(dh, da_o, out=da_o)
         dc += np.multiply(dh, dh_to_dc[t], out=scratch)
         if peep:
-            dc += np.multiply(da_t[0], p_o, out=scratch)
-        np.multiply(dc, da_t[1:], out=da_t[1:])
+            dc += np.multiply(da_o, p_o, out=scratch)
+        np.multiply(dc, da_ifg, out=da_ifg)
         dc *= f[t]  # now dL/dc_{t-1}
         if peep:
             dc += np.multiply(da_t[1], p_i, out=scratch)
