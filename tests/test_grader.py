@@ -453,11 +453,21 @@ def test_help_lists_the_options():
         assert option in process.stdout
 
 
+@pytest.mark.slow
 def test_a_fractional_timeout_is_accepted(tmp_path):
-    """--timeout 2.5 was a TraitError in every row (nbclient's timeout is an Int)."""
-    write(tmp_path, {"empty.ipynb": warmup(lesson=None)})
-    process = grade(tmp_path / "empty.ipynb", "--timeout", "2.5", "--no-progress")
-    assert process.returncode == 2 and "no lesson id" in process.stdout
+    """--timeout 2.5 was a TraitError in every row (nbclient's timeout is an Int). The
+    notebook must reach the worker's kernel for this to be tested (one without a lesson id
+    never does): an empty warm-up notebook has `sigmoid` evaluated in a kernel, found
+    missing."""
+    notebook = warmup()
+    notebook.cells = []
+    write(tmp_path, {"empty.ipynb": notebook})
+    gradebook = tmp_path.parent / f"{tmp_path.name}.json"
+    process = grade(tmp_path / "empty.ipynb", "--timeout", "2.5", "--exercise", "sigmoid",
+                    "--no-progress", "--json", gradebook)
+    records = json.loads(gradebook.read_text())
+    assert [r["status"] for r in records] == ["error"], process.stdout + process.stderr
+    assert "no function named `sigmoid`" in records[0]["message"]
 
 
 def test_find_checks_reads_check_cells_only():
@@ -514,6 +524,7 @@ def test_broken_inputs_never_raise_and_say_why(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     found = collect([str(tmp_path), str(tmp_path / "notes.txt"), str(tmp_path / "missing")])
     problems = [submission.problem for submission in found]
+    assert len(problems) == len(BROKEN) + 2, problems  # every file, not just the two paths
     assert all(problems), problems
     assert re.search("no such file or folder", problems[-1])
     assert "not a notebook" in problems[-2]
