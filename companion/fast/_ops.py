@@ -7,9 +7,10 @@ into the weight rows (exact in floating point), so the pre-activations arrive al
 and scaled.  ``exp`` overflows to ``inf`` for large arguments, which gives the right limit
 (``1 / inf = 0``); callers run inside ``np.errstate(over="ignore")``.
 
-The constants 1 and 2 are passed as 0-d arrays of the operand's dtype: with a Python number
-NumPy first resolves its type (NEP 50), about half a microsecond a call, which adds up at small
-batch, where a step is a few dozen calls on arrays of a few hundred numbers.
+The constant 1 is passed as a 0-d array of the operand's dtype (and ``2 s`` is ``s + s``):
+with a Python number NumPy first resolves its type (NEP 50), about half a microsecond a call,
+which adds up at small batch, where a step is a few dozen calls on arrays of a few hundred
+numbers.
 """
 
 from __future__ import annotations
