@@ -20,6 +20,15 @@ def read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
+def figure_captions(path: Path) -> list[tuple[str, str]]:
+    """``(number, caption)`` of each figure of a lesson, in order, from its caption cells
+    (``book/_ext/lesson_forms.py``): ``("Fig. 4.3", "How much of the gradient ...")``."""
+    from lesson_forms import CAPTION_TAG, caption_number, caption_text
+
+    return [(caption_number(cell), caption_text(cell)) for cell in read(path).cells
+            if CAPTION_TAG in cell.metadata.get("tags", [])]
+
+
 def toc_files() -> set[str]:
     """Every ``file:`` entry of _toc.yml (and the root), without extension."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())

@@ -13,7 +13,7 @@ from bs4 import BeautifulSoup
 
 from companion import exercises
 
-from .lesson_tools import LESSONS, ROOT, read, toc_files
+from .lesson_tools import LESSONS, ROOT, figure_captions, read, toc_files
 
 REQUIRED_REFERENCES = [  # (first authors, title fragment) of the works the issue requires
     ("Sepp Hochreiter and Jürgen Schmidhuber", "Long short-term memory"),
@@ -186,15 +186,13 @@ def test_figures_are_numbered_by_chapter_with_the_notebooks_captions(built_book,
     caption cell, which JupyterLab shows as that cell; the cell itself is not on the page."""
     build_dir, _ = built_book
     page = soup(build_dir / "html/lessons" / f"{lesson.stem}.html")
-    captions = [c.source for c in read(lesson).cells if "figure-caption" in c.metadata.get(
-        "tags", [])]
+    captions = figure_captions(lesson)
     shown = [(f.select_one(".caption-number").get_text().strip(),
               f.select_one(".caption-text").get_text())
              for f in page.select("figure figcaption")]
-    assert [number for number, _ in shown] == [
-        re.match(r"\*\*(Fig\. \S+)\*\*", caption).group(1) for caption in captions]
-    for (_, text), caption in zip(shown, captions, strict=True):
-        assert _words(text) == _words(re.sub(r"\A\*\*Fig\. \S+\*\*", "", caption))
+    assert [number for number, _ in shown] == [number for number, _ in captions]
+    for (_, text), (_, caption) in zip(shown, captions, strict=True):
+        assert _words(text) == _words(caption)
     body = _words(page.select_one("main").get_text(" "))
-    for caption in captions:  # once, under its figure: the caption cell is not shown too
-        assert body.count(_words(caption)[:80]) == 1, caption[:80]
+    for number, caption in captions:  # once, under its figure: the caption cell is not shown too
+        assert body.count(_words(f"{number} {caption}")[:80]) == 1, caption[:80]

@@ -12,7 +12,7 @@ import unicodedata
 import pytest
 from bs4 import BeautifulSoup
 
-from .lesson_tools import ROOT, read, toc_files
+from .lesson_tools import ROOT, figure_captions, read, toc_files
 
 
 def _flat(text: str) -> str:
@@ -136,17 +136,14 @@ def test_the_pdf_numbers_figures_by_chapter_as_the_lessons_do(pdf):
     _, _, text = pdf
     flat = _flat(text)
     for path in sorted((ROOT / "lessons").glob("*.ipynb")):
-        numbers = [re.match(r"\*\*(Fig\. \S+)\*\*", cell.source).group(1)
-                   for cell in read(path).cells
-                   if "figure-caption" in cell.metadata.get("tags", [])]
-        assert numbers, f"{path.name} has no captioned figure"
-        found = [flat.find(_flat(number) + _flat(caption_start(path, number)))
-                 for number in numbers]
-        assert -1 not in found, f"{path.name}: {dict(zip(numbers, found, strict=True))}"
-        assert found == sorted(found), f"{path.name}: figures out of order {numbers}"
+        captions = figure_captions(path)
+        assert captions, f"{path.name} has no captioned figure"
+        found = {number: flat.find(_flat(number) + _flat(first_words(caption)))
+                 for number, caption in captions}
+        assert -1 not in found.values(), f"{path.name}: {found}"
+        assert list(found.values()) == sorted(found.values()), f"{path.name}: out of order"
 
 
-def caption_start(path, number: str) -> str:
-    """The first words of the caption numbered ``number`` (before any markup or math)."""
-    cell = next(c for c in read(path).cells if c.source.startswith(f"**{number}** "))
-    return re.split(r"[$`*\[\"'’“”]", cell.source[len(number) + 5:])[0][:30]
+def first_words(caption: str) -> str:
+    """The start of a caption before any markup, math or quote (which the PDF sets otherwise)."""
+    return re.split(r"[$`*\[\"'’“”]", caption)[0][:30]

@@ -105,7 +105,7 @@ CODE_BLOCK = re.compile(r"^(`{3,})(\{literalinclude\}|python)[^\n]*\n.*?^\1[ \t]
 CHECK_CALL = re.compile(r"^check\(\s*[\"'](?P<id>\w+)[\"']", re.M)
 LABEL_OPTION = re.compile(r"^:label:[ \t]*(?P<label>\S+)", re.M)
 CAPTION_TAG = "figure-caption"
-CAPTION_NUMBER = re.compile(r"\A\*\*Fig\. [^*\n]*\*\*[ \t]*")
+CAPTION_NUMBER = re.compile(r"\A\*\*(?P<number>Fig\. [^*\n]*)\*\*[ \t]*")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +315,12 @@ def caption_text(cell: dict) -> str:
     return CAPTION_NUMBER.sub("", _text(cell)).strip()
 
 
+def caption_number(cell: dict) -> str | None:
+    """A caption cell's number as shown, ``"Fig. 4.3"`` (``None`` if it has none)."""
+    match = CAPTION_NUMBER.match(_text(cell))
+    return match["number"] if match else None
+
+
 def _caption_cell(figure_cell: dict, text: str) -> dict:
     cell = {"cell_type": "markdown"}
     if "id" in figure_cell:  # nbformat 4.5: an id of at most 64 characters
@@ -326,8 +332,9 @@ def _caption_cell(figure_cell: dict, text: str) -> dict:
 
 def caption_figures(cells: list[dict], stem: str) -> list[dict]:
     """Each figure cell followed by its caption cell, numbered ``**Fig. <chapter>.<n>**`` in
-    the lesson's order; a caption still in the figure's metadata moves into a new caption cell.
-    A figure without a caption, or a caption cell after no figure, is an error."""
+    the lesson's order; a caption still in the figure's metadata moves into a new caption cell
+    (if the figure has a caption cell already, that cell's text is kept). A figure without a
+    caption, or a caption cell after no figure, is an error."""
     label, kept, number = chapter_label(stem), [], 0
     for index, cell in enumerate(cells):
         if _is_caption(cell):
