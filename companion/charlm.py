@@ -8,7 +8,11 @@ write.
 * :func:`evaluate_perplexity` -- the perplexity of a model on a text;
 * :func:`generate` -- text from a trained model, one character at a time;
 * :func:`loss_by_class` -- the average loss on each kind of character (a space, the first
-  letter of a word, a letter inside a word, punctuation...).
+  letter of a word, a letter inside a word, punctuation...);
+* :func:`compare_cells` -- the lesson's LSTM-against-GRU training for one seed, and
+  ``python -m companion.charlm --seeds 0 1 2``, which runs it for several seeds into
+  ``companion/data/charlm_seeds.json`` (:data:`SEEDS_FILE`, read by :func:`load_seed_runs`):
+  the record behind the lesson's "the GRU ended lower in every seed".
 
 The model is :class:`companion.models.CharLM`; the corpus and its vocabulary are in
 :mod:`companion.corpus`, perplexity and sampling in NumPy in :mod:`companion.softmax`.
@@ -16,19 +20,33 @@ The model is :class:`companion.models.CharLM`; the corpus and its vocabulary are
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import math
+import os
+import platform
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from companion import corpus
 from companion.corpus import CHARACTER_CLASSES, CharVocabulary, character_class, stateful_windows
 from companion.models import CharLM
+from companion.sizing import matched_hidden_size, param_count
 from companion.softmax import sample_with_temperature
 from companion.training import History, train
 
-__all__ = ["CharLM", "StreamWindows", "detach_state", "evaluate_perplexity", "generate",
-           "loss_by_class", "train_charlm"]
+__all__ = ["CharLM", "SEEDS_FILE", "StreamWindows", "compare_cells", "detach_state",
+           "evaluate_perplexity", "generate", "load_seed_runs", "loss_by_class", "train_charlm"]
+
+SEEDS_FILE = Path(__file__).resolve().parent / "data" / "charlm_seeds.json"
+LESSON_SIZES = {"embedding_dim": 32, "lstm_hidden": 96, "seq_len": 64, "batch_size": 32}
+"""Chapter 7's models and batches: an LSTM of 96 units and the GRU of the same parameter
+budget, on 32-dimensional character embeddings, trained on 32 streams in windows of 64."""
 
 
 def _consecutive_windows(ids: np.ndarray, seq_len: int) -> torch.Tensor:
@@ -199,3 +217,78 @@ def loss_by_class(model: CharLM, vocab: CharVocabulary, text: str,
     classes = np.vectorize(lambda i: character_class(text, int(i)))(positions)
     return {name: (float(nll[classes == name].mean()), int((classes == name).sum()))
             for name in CHARACTER_CLASSES if (classes == name).any()}
+
+
+def compare_cells(seed: int, steps: int = 400, progress: bool = False) -> dict:
+    """Chapter 7's training of the LSTM and of the GRU of the same budget, with ``seed`` for
+    both models' initial parameters and for the batches (:data:`LESSON_SIZES`, one torch
+    thread, as the lesson runs it with ``seed=0``).
+
+    Returns ``{"seed", "lstm", "gru"}`` with each model's validation perplexity after
+    ``steps`` steps, and ``"ms_per_step"`` for each.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _compare_cells(seed, steps, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare_cells(seed: int, steps: int, progress: bool) -> dict:
+    text = corpus.load_corpus()
+    vocab = CharVocabulary.from_text(text)
+    train_text, val_text = corpus.train_val_split(text)
+    train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
+    embedding_dim, lstm_hidden = LESSON_SIZES["embedding_dim"], LESSON_SIZES["lstm_hidden"]
+    budget = int(param_count("lstm", embedding_dim, lstm_hidden))
+    sizes = {"lstm": lstm_hidden, "gru": matched_hidden_size("gru", embedding_dim, budget)}
+    result = {"seed": seed, "ms_per_step": {}}
+    for cell, hidden in sizes.items():
+        model = CharLM(len(vocab), cell=cell, hidden_size=hidden, embedding_dim=embedding_dim,
+                       seed=seed)
+        history = train_charlm(model, train_ids, val_ids, steps=steps,
+                               seq_len=LESSON_SIZES["seq_len"],
+                               batch_size=LESSON_SIZES["batch_size"], seed=seed,
+                               progress=progress, desc=f"seed {seed}, {cell}")
+        result[cell] = history.val_perplexity[-1]
+        result["ms_per_step"][cell] = 1000 * history.seconds / steps
+    return result
+
+
+def load_seed_runs(path=SEEDS_FILE) -> dict:
+    """The record written by ``python -m companion.charlm``: ``steps``, ``runs`` (one
+    :func:`compare_cells` result per seed), the ``date``, the ``machine`` and the library
+    versions."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m companion.charlm",
+        description="Run chapter 7's LSTM-against-GRU training for several seeds and record "
+                    "each model's final validation perplexity (the lesson reads the record).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="seeds to run (default 0 1 2)")
+    parser.add_argument("--steps", type=int, default=400,
+                        help="training steps per model (default 400, as in the lesson)")
+    parser.add_argument("--out", type=Path, default=SEEDS_FILE,
+                        help=f"where to write the record (default {SEEDS_FILE})")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
+    runs = [compare_cells(seed, args.steps, progress=True) for seed in args.seeds]
+    record = {"steps": args.steps, "runs": runs, "date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible, 1 thread",
+              "python": platform.python_version(), "torch": torch.__version__,
+              "numpy": np.__version__}
+    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    for run in runs:
+        print(f"seed {run['seed']}: validation perplexity after {args.steps} steps: "
+              f"LSTM {run['lstm']:.2f}, GRU {run['gru']:.2f}")
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
