@@ -218,3 +218,23 @@ def test_the_seed_record_of_chapter_7_holds_the_lessons_own_run(built_book):
         assert value == pytest.approx(recorded[cell_kind], rel=0.01), (
             f"{cell_kind}: the lesson's seed 0 ends at {value}, the record at "
             f"{recorded[cell_kind]:.2f}: rerun `python -m companion.charlm --seeds 0 1 2`")
+
+
+PROGRESS_LINE = re.compile(r"^\s*(.*?):\s+(\d+)%\|", re.MULTILINE)
+
+
+def test_a_progress_bar_shows_its_final_line_once_not_every_update(built_book):
+    """tqdm redraws its line with a carriage return, each update a stream message of its own:
+    the page must show what JupyterLab shows, each bar once, at 100 %, not hundreds of lines
+    (chapter 7's training cell once took 14,000 pixels of the page)."""
+    build_dir, _ = built_book
+    bars = []
+    for path in LESSONS:
+        page = soup(build_dir / "html" / "lessons" / f"{path.stem}.html")
+        for output in page.select(".cell_output"):
+            found = PROGRESS_LINE.findall(output.get_text())
+            names = [name for name, _ in found]
+            assert len(names) == len(set(names)), f"{path.name}: a progress bar drawn {found}"
+            bars += [(path.stem, name, int(percent)) for name, percent in found]
+    assert ("07_project", "lstm", 100) in bars and ("07_project", "gru", 100) in bars, bars
+    assert all(percent == 100 for *_, percent in bars), bars

@@ -8,7 +8,10 @@ offers no parallel build. So this extension runs, on ``env-before-read-docs``:
 2. it executes those notebooks in worker processes, one per core (at most ``MAX_WORKERS``),
    longest first, each exactly as MyST-NB would: in its own folder, with the configured
    timeout, errors not allowed (``jupyter_cache.executors.utils.single_nb_execution``);
-3. it stores each executed notebook in that cache, in the form in which Sphinx reads the
+3. it joins each cell's consecutive stream outputs and resolves their carriage returns
+   (nbconvert's ``CoalesceStreamsPreprocessor``), so that a progress bar shows its last state,
+   as in JupyterLab, instead of one line per update;
+4. it stores each executed notebook in that cache, in the form in which Sphinx reads the
    lesson (``lesson_forms.book_form``: the cache's key covers the code cells' metadata, where
    the book's figure captions go).
 
@@ -16,7 +19,7 @@ MyST-NB, in ``cache`` mode (``_config.yml``), then finds each lesson's outputs i
 instead of running it again. A lesson that failed here is not stored, so MyST-NB runs it once
 more itself and reports its error and traceback as usual: a broken lesson still fails the build.
 
-4. Once every document is read (``env-updated``), it writes each lesson it executed, with its
+5. Once every document is read (``env-updated``), it writes each lesson it executed, with its
    outputs, to ``_build/jupyter_execute``. MyST-NB 1.4 writes there the notebook it *read*: on
    a cache hit the outputs go into a merged copy it renders from, so its file has none. The
    PDF (``book/make_pdf.py``) is made from those files, and the solved-lesson tests compare
@@ -47,13 +50,17 @@ def execute_notebook(path: str, timeout: int | None, allow_errors: bool) -> dict
     skip_the_iri_grammar()  # 2.5 s saved in each worker (see that module)
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
     nb = nbformat.read(path, as_version=4)
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
                                  allow_errors=allow_errors, meta_override=True)
     if result.err is not None:
         return {"path": path, "error": type(result.err).__name__, "seconds": result.time}
-    return {"path": path, "notebook": nbformat.writes(result.nb), "seconds": result.time}
+    # A progress bar (tqdm) redraws its line with "\r", one stream message per update: joined
+    # and resolved as JupyterLab shows them, they are its final line, not one line per update.
+    executed, _ = CoalesceStreamsPreprocessor().preprocess(result.nb, {})
+    return {"path": path, "notebook": nbformat.writes(executed), "seconds": result.time}
 
 
 def _longest_first(paths: list[str]) -> list[str]:
