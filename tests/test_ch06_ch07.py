@@ -214,6 +214,117 @@ def test_shipped_sweep_results_are_complete():
         assert run["success"] == experiments.TASKS[run["task"]].succeeded(run["final_score"])
 
 
+class Sweep:
+    """The shipped sweep, read as chapter 6's prose reads it."""
+
+    def __init__(self):
+        meta, records, _ = experiments.load_sweep()
+        self.config = meta["config"]
+        self.runs = [r for r in records if r["type"] == "run"]
+        self.timings = {r["length"]: r["ms_per_step"] for r in records if r["type"] == "timing"}
+
+    def scores(self, task, model, length):
+        chosen = sorted((r for r in self.runs if (r["task"], r["model"], r["length"])
+                         == (task, model, length)), key=lambda r: r["seed"])
+        return [r["final_score"] for r in chosen], [r["seed"] for r in chosen if r["success"]]
+
+    def successes(self, model, task=None, length=None):
+        return sum(r["success"] for r in self.runs if r["model"] == model
+                   and task in (None, r["task"]) and length in (None, r["length"]))
+
+    def succeeded_once(self, task, length):
+        return {m for m in self.config["models"] if self.successes(m, task, length)}
+
+    def span(self, task, model, length, form):
+        scores = self.scores(task, model, length)[0]
+        return f"{form.format(min(scores))} to {form.format(max(scores))}"
+
+    def gru_over_lstm(self, length, gru="gru (matched, H=37)"):
+        return self.timings[length][gru] / self.timings[length]["lstm (matched, H=32)"]
+
+
+def _chapter_6_claims(sweep):
+    """(a phrase of chapter 6's prose, whether the shipped sweep bears it out)."""
+    gated = ["lstm", "lstm_fb1", "gru", "cifg"]
+    adding = sweep.config["lengths"]["adding"]
+    medians = {T: {m: np.median(sweep.scores("adding", m, T)[0]) for m in sweep.config["models"]}
+               for T in adding}
+    ratios = [sweep.gru_over_lstm(T) for T in sweep.timings]
+    return [
+        ("its error, 0.026 to 0.035",
+         sweep.span("adding", "rnn", 25, "{:.3f}") == "0.026 to 0.035"),
+        ("From $T = 50$ on it sits on the baseline 1/6",
+         all(min(sweep.scores("adding", "rnn", T)[0]) > 0.9 * ADDING_BASELINE_MSE
+             for T in adding if T >= 50)),
+        ("The four gated models succeed with every seed up to $T = 50$.",
+         all(sweep.successes(m, "adding", T) == 3 for m in gated for T in adding if T <= 50)),
+        ("It copies three symbols across a delay of 10 with every seed",
+         sweep.successes("rnn", "copy", 10) == 3),
+        ("At a delay of 20 it still gets 36 % to 85 % right, where the default LSTM is at chance",
+         sweep.span("copy", "rnn", 20, "{:.0%}") == "36% to 85%"
+         and max(sweep.scores("copy", "lstm", 20)[0]) < 0.15),
+        ("one of the three models that succeed even once, with the LSTM with forget bias 1 and "
+         "the CIFG; the default LSTM and the GRU never do",
+         sweep.succeeded_once("gap", 20) == {"rnn", "lstm_fb1", "cifg"}),
+        ("2 of 3 seeds at $T = 100$ either way, and the same seed failed both times",
+         sweep.scores("adding", "lstm", 100)[1] == sweep.scores("adding", "lstm_fb1", 100)[1]
+         and len(sweep.scores("adding", "lstm", 100)[1]) == 2),
+        ("turned 1 success in 3 into 3 in 3 at a delay of 10",
+         (sweep.successes("lstm", "copy", 10), sweep.successes("lstm_fb1", "copy", 10)) == (1, 3)),
+        ("between 63 % and 81 %", sweep.span("copy", "lstm_fb1", 20, "{:.0%}") == "63% to 81%"),
+        ("one seed at 100 %, and lifted the other two from chance to 73 %",
+         sorted(round(s, 2) for s in sweep.scores("gap", "lstm_fb1", 20)[0]) == [0.73, 0.73, 1.0]
+         and max(sweep.scores("gap", "lstm", 20)[0]) < 0.26),
+        ("the LSTM succeeded 20 times with PyTorch's default biases and 24 times",
+         (sweep.successes("lstm"), sweep.successes("lstm_fb1")) == (20, 24)),
+        ("Over all 36 task-length-seed combinations",
+         sum(len(v) for v in sweep.config["lengths"].values()) * len(sweep.config["seeds"]) == 36),
+        ("only model with all three seeds successful at $T = 100$",
+         {m for m in gated if sweep.successes(m, "adding", 100) == 3} == {"gru", "cifg"}),
+        ("it had the lowest median error at every length",
+         all(min(medians[T], key=medians[T].get) == "gru" for T in adding)),
+        ("only model to solve the copy task at a delay of 20",
+         sweep.succeeded_once("copy", 20) == {"gru", "cifg"}),
+        ("On the gap task at a gap of 20 it failed with every seed",
+         sweep.successes("gru", "gap", 20) == 0),
+        ("At the longest length of the copy and gap tasks nothing succeeded",
+         not sweep.succeeded_once("copy", 40) and not sweep.succeeded_once("gap", 40)),
+        ("with 28 and 27 of 36, against 24",
+         [sweep.successes(m) for m in ("cifg", "gru", "lstm_fb1")] == [28, 27, 24]),
+        ("succeeded on the adding problem with every seed at every length",
+         sweep.successes("cifg", "adding") == 3 * len(adding)),
+        ("between 0.00045 and 0.00071, next to the GRU's 0.00049 to 0.00060",
+         sweep.span("adding", "cifg", 100, "{:.5f}") == "0.00045 to 0.00071"
+         and sweep.span("adding", "gru", 100, "{:.5f}") == "0.00049 to 0.00060"),
+        ("1.3 times as long as the parameter-matched LSTM's at $T = 10$, and 2.8 times",
+         (round(sweep.gru_over_lstm(10), 1), round(sweep.gru_over_lstm(100), 1)) == (1.3, 2.8)),
+        ("about\n2.5 times slower at $T = 100$",
+         round(sweep.gru_over_lstm(100, "gru (H=32)"), 1) == 2.5),
+        ("by 1.3 to 3.3 times", (round(min(ratios), 1), round(max(ratios), 1)) == (1.3, 3.3)),
+        ("raised its successes from 20 to 24 of 36",
+         (sweep.successes("lstm"), sweep.successes("lstm_fb1")) == (20, 24)),
+        ("where the RNN,\n  the LSTM with forget bias and the CIFG each succeeded once",
+         all(sweep.successes(m, "gap", 20) == 1 for m in ("rnn", "lstm_fb1", "cifg"))),
+        ("with 28 successes of 36 against 27",
+         (sweep.successes("cifg"), sweep.successes("gru")) == (28, 27)),
+    ]
+
+
+def test_chapter_6_says_what_the_shipped_sweep_shows():
+    """Each number and comparison of "What the runs show" and the summary of chapter 6 is
+    derived here from ``companion/data/sweep_results.jsonl``: a sweep run again, or a model
+    added to it, fails this test until the prose says what the new runs show."""
+    from tests.lesson_tools import LESSONS, read
+
+    lesson = read(next(path for path in LESSONS if path.name.startswith("06_")))
+    prose = " ".join(" ".join(c.source.split()) for c in lesson.cells if c.cell_type == "markdown")
+    claims = _chapter_6_claims(Sweep())
+    missing = [phrase for phrase, _ in claims if " ".join(phrase.split()) not in prose]
+    assert not missing, f"phrases no longer in chapter 6: {missing}"
+    wrong = [phrase for phrase, holds in claims if not holds]
+    assert not wrong, f"chapter 6 says what the shipped sweep does not show: {wrong}"
+
+
 def test_command_line_tiny_sweep(tmp_path, capsys):
     out = tmp_path / "tiny.jsonl"
     assert experiments.main(["--tiny", "--out", str(out)]) == 0
