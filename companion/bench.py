@@ -517,6 +517,12 @@ def _parse(argv):
     return parser.parse_args(argv)
 
 
+def _utc_now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
 def main(argv=None, runner=run_worker) -> int:
     args = _parse(argv)
     if args.worker:
@@ -527,6 +533,7 @@ def main(argv=None, runner=run_worker) -> int:
     threads = args.threads or [n for n in GRID_THREADS if n <= cpus] or [1]
     min_time = args.min_time if args.min_time is not None else (0.05 if args.quick else 1.0)
     repeats = args.repeats or (2 if args.quick else 7)
+    started = _utc_now()
     load_before = os.getloadavg()[0]
     warning = load_warning("before", load_before, cpus)
     if warning:
@@ -539,7 +546,8 @@ def main(argv=None, runner=run_worker) -> int:
     print(report(rows, notes=notes))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"rows": rows, "notes": notes}, handle, indent=1)
+            json.dump({"started": started, "finished": _utc_now(), "rows": rows,
+                       "notes": notes}, handle, indent=1)
     return 0
 
 

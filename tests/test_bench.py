@@ -1,6 +1,8 @@
 """companion.bench: the plan, the rows, the report and the load warning, with a fake runner
 (nothing here asserts anything about timings), plus the real workers on a tiny size."""
 
+import json
+import re
 import subprocess
 import sys
 
@@ -8,6 +10,8 @@ import numpy as np
 import pytest
 
 from companion import bench, cells
+
+from .lesson_tools import ROOT
 
 
 def fake_runner(calls):
@@ -24,11 +28,16 @@ def fake_runner(calls):
     return run
 
 
-def test_grid_has_a_row_for_every_cell_size_and_thread_count(capsys, monkeypatch):
+def test_grid_has_a_row_for_every_cell_size_and_thread_count(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "cpu_count", lambda: 2)
     calls = []
-    assert bench.main(["--grid"], runner=fake_runner(calls)) == 0
+    saved = tmp_path / "grid.json"
+    assert bench.main(["--grid", "--json", str(saved)], runner=fake_runner(calls)) == 0
     out = capsys.readouterr().out
+    record = json.loads(saved.read_text())
+    assert bench.report(record["rows"], notes=record["notes"]) in out  # what the README pastes
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", record["started"])
+    assert record["finished"] >= record["started"]
     titles = {cell.title for cell in cells.CELLS.values()}
     rows = [line.split() for line in out.splitlines() if line.split()[:1] and
             line.split()[0] in titles and not line.startswith(" ")]
@@ -176,3 +185,89 @@ def test_quick_command_runs_in_subprocesses_on_a_tiny_size():
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("GRU ")]
     assert line.split()[1:5] == ["3", "2", "4", "1"]
     assert "step by step" in line
+
+
+BENCH_DATA = ROOT / "book" / "_data" / "bench"
+LATEST, EARLIER = "grid-2026-11-30-10-16.json", "grid-2026-11-30-07-08.json"
+FIRST = "grid-2026-11-30-06-52.json"
+
+
+def _grids() -> dict[str, list[dict]]:
+    return {path.name: json.loads(path.read_text())["rows"]
+            for path in sorted(BENCH_DATA.glob("grid-*.json"))}
+
+
+def _point(rows, kind, size, threads):
+    return next(r for r in rows if (r["kind"], tuple(r["size"]), r["threads"])
+                == (kind, size, threads))
+
+
+def _readme_bench_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## How fast the NumPy cells are"):text.index("## Lint")]
+    return re.findall(r"```text\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def test_the_readme_shows_the_report_of_the_shipped_grid():
+    """Every block the README pastes from the bench is, line for line, part of the report of
+    the grid shipped in book/_data/bench: the README cannot show numbers no run gave."""
+    record = json.loads((BENCH_DATA / LATEST).read_text())
+    report = bench.report(record["rows"], notes=record["notes"])
+    blocks = _readme_bench_blocks()
+    assert len(blocks) == 3, blocks
+    for block in blocks:
+        assert block in report, f"a README block is not in the shipped grid's report:\n{block}"
+    assert bench.HEADER in blocks[0] and len(blocks[0].splitlines()) == 1 + len(record["rows"])
+
+
+def _speed_claims(grids):
+    """(a phrase of the README's reading of the grids, whether the shipped grids bear it out)."""
+    latest, earlier, first = grids[LATEST], grids[EARLIER], grids[FIRST]
+    default, big, batch1, batch8 = (100, 32, 128), (100, 64, 256), (50, 1, 32), (1000, 8, 64)
+
+    def fmt(value):
+        return f"{value:.2f}x"
+
+    def across(size, threads, measure=bench.x_floor):
+        values = [measure(_point(rows, "lstm", size, threads)) for rows in grids.values()]
+        return f"{fmt(min(values))}–{fmt(max(values))}"
+
+    def at(rows, size, threads, measure=bench.ratio):
+        return fmt(measure(_point(rows, "lstm", size, threads)))
+
+    return [
+        (f"1 thread at {at(earlier, default, 1, bench.x_floor)} its matmuls instead of "
+         f"{at(latest, default, 1, bench.x_floor)}", True),
+        (f"2 threads at {at(earlier, big, 2, bench.x_floor)} instead of "
+         f"{at(latest, big, 2, bench.x_floor)}", True),
+        (f"{at(earlier, batch1, 1)} torch instead of {at(latest, batch1, 1)}", True),
+        (f"went from {at(earlier, batch8, 2)} torch to {at(latest, batch8, 2)}", True),
+        ("at or below torch's time at every point, in this grid and in the one that finished "
+         "at 07:08", all(bench.ratio(r) <= 1.0 for rows in (latest, earlier) for r in rows
+                         if r["kind"] in ("rnn", "gru"))),
+        (f"the GRU at (100, 64, 256) took {fmt(bench.ratio(_point(first, 'gru', big, 1)))} "
+         f"torch's time with 1 thread and {fmt(bench.ratio(_point(first, 'gru', big, 2)))} "
+         "with 2", [(r["kind"], tuple(r["size"])) for r in first
+                    if r["kind"] in ("rnn", "gru") and bench.ratio(r) > 1.0] == [("gru", big)] * 2),
+        (f"default size with 1 thread ({at(latest, default, 1)} here)", True),
+        ("within 1.3x its own matmuls at (200, 16, 512) with 1 and 2 threads and at "
+         "(100, 64, 256) with 1 thread in all three grids",
+         all(bench.x_floor(_point(rows, "lstm", size, threads)) <= 1.3
+             for rows in grids.values()
+             for size, threads in [((200, 16, 512), 1), ((200, 16, 512), 2), (big, 1)])),
+        (f"({across(big, 2)} and {across(default, 1)} across the three)", True),
+        (f"({at(latest, default, 2, bench.x_floor)} here, {across(default, 2)} across the three)",
+         True),
+        (f"in this run ({at(latest, batch8, 1)} and {at(latest, batch8, 2)})", True),
+        (f"({at(latest, batch1, 1)} here, {at(earlier, batch1, 1)} at 07:08)", True),
+    ]
+
+
+def test_the_readme_reads_the_shipped_grids_as_they_are():
+    """Each number of the README's "Read single points with care" and "What the grid shows" is
+    computed here from the three grids of book/_data/bench."""
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    claims = _speed_claims(_grids())
+    missing = [phrase for phrase, _ in claims if phrase not in text]
+    assert not missing, f"the README does not say what the shipped grids give: {missing}"
+    assert all(holds for _, holds in claims), [phrase for phrase, holds in claims if not holds]

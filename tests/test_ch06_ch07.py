@@ -325,6 +325,20 @@ def test_chapter_6_says_what_the_shipped_sweep_shows():
     assert not wrong, f"chapter 6 says what the shipped sweep does not show: {wrong}"
 
 
+def test_the_running_page_gives_the_sweeps_recorded_training_time():
+    """book/running.md: "34 minutes on one core for the first four models; the coupled LSTM's
+    runs, appended later, took 54 more" -- the file's first summary and its last."""
+    from tests.lesson_tools import ROOT
+
+    path = experiments.SWEEP_FILE
+    summaries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                 if '"summary"' in line]
+    first, total = summaries[0]["training_seconds"], summaries[-1]["training_seconds"]
+    page = " ".join((ROOT / "book" / "running.md").read_text(encoding="utf-8").split())
+    assert (f"({first / 60:.0f} minutes on one core for the first four models; the coupled "
+            f"LSTM's runs, appended later, took {(total - first) / 60:.0f} more") in page
+
+
 def test_command_line_tiny_sweep(tmp_path, capsys):
     out = tmp_path / "tiny.jsonl"
     assert experiments.main(["--tiny", "--out", str(out)]) == 0
