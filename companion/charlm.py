@@ -40,10 +40,13 @@ from companion.sizing import matched_hidden_size, param_count
 from companion.softmax import sample_with_temperature
 from companion.training import History, train
 
-__all__ = ["CharLM", "SEEDS_FILE", "StreamWindows", "compare_cells", "detach_state",
+__all__ = ["CharLM", "FULL_FILE", "SEEDS_FILE", "StreamWindows", "compare_cells", "detach_state",
            "evaluate_perplexity", "generate", "load_seed_runs", "loss_by_class", "train_charlm"]
 
 SEEDS_FILE = Path(__file__).resolve().parent / "data" / "charlm_seeds.json"
+FULL_FILE = SEEDS_FILE.with_name("charlm_3000_steps.json")
+"""One run of the lesson's ``FULL_TRAINING`` (3000 steps, seed 0), for its "Going further"."""
+CLIP_NORM = 1.0
 LESSON_SIZES = {"embedding_dim": 32, "lstm_hidden": 96, "seq_len": 64, "batch_size": 32}
 """Chapter 7's models and batches: an LSTM of 96 units and the GRU of the same parameter
 budget, on 32-dimensional character embeddings, trained on 32 streams in windows of 64."""
@@ -145,7 +148,7 @@ class StreamWindows:
 
 def train_charlm(model: CharLM, train_ids: np.ndarray, val_ids: np.ndarray, *, steps: int,
                  seq_len: int = 64, batch_size: int = 32, lr: float = 3e-3,
-                 clip_norm: float = 1.0, eval_every: int = 50, seed: int = 0,
+                 clip_norm: float = CLIP_NORM, eval_every: int = 50, seed: int = 0,
                  progress: bool = True, desc: str = "training") -> History:
     """Train ``model`` to predict the next character, with stateful truncated BPTT.
 
@@ -225,7 +228,10 @@ def compare_cells(seed: int, steps: int = 400, progress: bool = False) -> dict:
     thread, as the lesson runs it with ``seed=0``).
 
     Returns ``{"seed", "lstm", "gru"}`` with each model's validation perplexity after
-    ``steps`` steps, and ``"ms_per_step"`` for each.
+    ``steps`` steps, and, each a dict by model: ``"ms_per_step"``, ``"best"`` (the lowest
+    validation perplexity) and ``"best_step"`` (where), ``"train_perplexity"`` (the running
+    mean of the last 50 steps, at the end) and ``"clipped_share"`` (the share of steps whose
+    gradient norm clipping rescaled).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -243,7 +249,8 @@ def _compare_cells(seed: int, steps: int, progress: bool) -> dict:
     embedding_dim, lstm_hidden = LESSON_SIZES["embedding_dim"], LESSON_SIZES["lstm_hidden"]
     budget = int(param_count("lstm", embedding_dim, lstm_hidden))
     sizes = {"lstm": lstm_hidden, "gru": matched_hidden_size("gru", embedding_dim, budget)}
-    result = {"seed": seed, "ms_per_step": {}}
+    details = ("ms_per_step", "best", "best_step", "train_perplexity", "clipped_share")
+    result = {"seed": seed, **{name: {} for name in details}}
     for cell, hidden in sizes.items():
         model = CharLM(len(vocab), cell=cell, hidden_size=hidden, embedding_dim=embedding_dim,
                        seed=seed)
@@ -251,8 +258,13 @@ def _compare_cells(seed: int, steps: int, progress: bool) -> dict:
                                seq_len=LESSON_SIZES["seq_len"],
                                batch_size=LESSON_SIZES["batch_size"], seed=seed,
                                progress=progress, desc=f"seed {seed}, {cell}")
+        best = int(np.argmin(history.val_perplexity))
         result[cell] = history.val_perplexity[-1]
         result["ms_per_step"][cell] = 1000 * history.seconds / steps
+        result["best"][cell] = history.val_perplexity[best]
+        result["best_step"][cell] = history.eval_steps[best]
+        result["train_perplexity"][cell] = float(history.train_perplexity()[-1])
+        result["clipped_share"][cell] = float(np.mean(np.array(history.grad_norm) > CLIP_NORM))
     return result
 
 

@@ -180,8 +180,10 @@ def test_compare_cells_trains_both_models_of_the_lesson_and_restores_the_threads
     torch.set_num_threads(2)
     result = charlm.compare_cells(seed=3, steps=2)
     assert torch.get_num_threads() == 2
-    assert set(result) == {"seed", "lstm", "gru", "ms_per_step"} and result["seed"] == 3
-    assert set(result["ms_per_step"]) == {"lstm", "gru"}
+    details = {"ms_per_step", "best", "best_step", "train_perplexity", "clipped_share"}
+    assert set(result) == {"seed", "lstm", "gru"} | details and result["seed"] == 3
+    assert all(set(result[name]) == {"lstm", "gru"} for name in details)
+    assert all(result["best"][cell] <= result[cell] for cell in ("lstm", "gru"))
     assert all(1 < result[cell] < 60 for cell in ("lstm", "gru"))  # near uniform (56) after 2 steps
     assert charlm.compare_cells(seed=3, steps=2)["lstm"] == result["lstm"]  # seeded
 
@@ -213,3 +215,32 @@ def test_the_shipped_seed_record_backs_what_the_lesson_says_of_it():
     assert "the GRU ended lower than the LSTM every time" in " ".join(prose.split())
     assert all(run["ms_per_step"]["gru"] > run["ms_per_step"]["lstm"] for run in record["runs"])
     assert "PyTorch's GRU was the slower of the two" in " ".join(prose.split())
+    assert "the GRU was ahead of the LSTM per training step in our three seeds" in " ".join(
+        prose.split())  # the summary
+
+
+def test_the_shipped_3000_step_run_backs_what_going_further_says_of_it():
+    """Chapter 7's "Going further" and its clipping misconception quote one recorded run of
+    ``FULL_TRAINING`` (companion/data/charlm_3000_steps.json): each number is read here from
+    the record, and the overfitting it describes is checked on it."""
+    record = charlm.load_seed_runs(charlm.FULL_FILE)
+    assert record["steps"] == 3000 and len(record["runs"]) == 1
+    run = record["runs"][0]
+    lesson = read(LESSON_07)
+    prose = " ".join(" ".join(c.source.split()) for c in lesson.cells
+                     if c.cell_type == "markdown")
+    best, step, train = run["best"], run["best_step"], run["train_perplexity"]
+    phrases = [
+        f"--seeds {run['seed']} --steps 3000 --out companion/data/{charlm.FULL_FILE.name}",
+        f"the LSTM's validation perplexity was lowest at step {step['lstm']} "
+        f"({best['lstm']:.2f}) and ended at {run['lstm']:.2f}, the GRU's was lowest at step "
+        f"{step['gru']} ({best['gru']:.2f}) and ended at {run['gru']:.2f}, while their training "
+        f"perplexities ended at {train['lstm']:.2f} and {train['gru']:.2f}",
+        f"on {100 * run['clipped_share']['lstm']:.1f} % of the LSTM's steps and "
+        f"{100 * run['clipped_share']['gru']:.1f} % of the GRU's",
+    ]
+    assert [phrase for phrase in phrases if phrase not in prose] == []
+    # "towards 2 and below", "its best within the first thousand steps and then *rises*"
+    assert all(train[cell] < 2.2 and step[cell] <= 1000 and run[cell] > best[cell]
+               for cell in ("lstm", "gru"))
+    assert "STEPS = 3000 if FULL_TRAINING else 400" in lesson.cells[1].source

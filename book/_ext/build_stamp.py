@@ -75,6 +75,7 @@ def _write_stamp(app, exception):
         "execution": app.config["nb_execution_mode"],
         "executed_afresh": _executed_afresh(app),
         "executed_while_reading": getattr(app, "notebooks_executed_while_reading", None),
+        "lesson_execution_seconds": getattr(app, "gated_memory_execution_seconds", None),
     }
     (Path(app.outdir).parent / "build-stamp.json").write_text(json.dumps(stamp, indent=1))
 

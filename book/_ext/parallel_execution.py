@@ -114,7 +114,8 @@ def _execute_in_parallel(app, env, docnames):
                 check_validity=False, overwrite=True)
             app.gated_memory_executed[env.path2doc(result["path"])] = result["notebook"]
             LOGGER.info(f"{name}: executed in {result['seconds']:.1f} s")
-    LOGGER.info(f"executed {len(notebooks)} notebooks in {time.perf_counter() - start:.1f} s")
+    app.gated_memory_execution_seconds = round(time.perf_counter() - start, 1)
+    LOGGER.info(f"executed {len(notebooks)} notebooks in {app.gated_memory_execution_seconds} s")
 
 
 def _write_executed_notebooks(app, env):
