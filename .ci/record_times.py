@@ -21,8 +21,10 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     for name in ("--ci", "--install-and-build", "--tests", "--not-slow"):
         parser.add_argument(name, type=int, required=True, help="seconds")
+    parser.add_argument("--stamp", type=Path, default=ROOT / "_build" / "build-stamp.json",
+                        help="the build's stamp (default _build/build-stamp.json)")
     args = parser.parse_args()
-    stamp = json.loads((ROOT / "_build" / "build-stamp.json").read_text())
+    stamp = json.loads(args.stamp.read_text())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                             capture_output=True, check=True).stdout.strip()
     record = {

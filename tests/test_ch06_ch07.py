@@ -328,7 +328,7 @@ def test_chapter_6_says_what_the_shipped_sweep_shows():
 def test_the_running_page_gives_the_sweeps_recorded_training_time():
     """book/running.md: "34 minutes on one core for the first four models; the coupled LSTM's
     runs, appended later, took 54 more" -- the file's first summary and its last."""
-    from tests.lesson_tools import ROOT
+    from tests.lesson_tools import LESSONS, ROOT, read
 
     path = experiments.SWEEP_FILE
     summaries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
@@ -337,6 +337,9 @@ def test_the_running_page_gives_the_sweeps_recorded_training_time():
     page = " ".join((ROOT / "book" / "running.md").read_text(encoding="utf-8").split())
     assert (f"({first / 60:.0f} minutes on one core for the first four models; the coupled "
             f"LSTM's runs, appended later, took {(total - first) / 60:.0f} more") in page
+    lesson = read(next(path for path in LESSONS if path.name.startswith("06_")))
+    prose = " ".join(" ".join(c.source.split()) for c in lesson.cells if c.cell_type == "markdown")
+    assert f"runs came first, in {first / 60:.0f} minutes of training" in prose
 
 
 def test_command_line_tiny_sweep(tmp_path, capsys):

@@ -71,3 +71,11 @@ def test_importing_the_timing_module_skips_the_iri_grammar():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "None"
+
+
+def test_the_introduction_promises_what_the_timings_show():
+    """book/intro.md: "Each lesson runs top to bottom in under a minute on a two-core laptop"."""
+    intro = " ".join((ROOT / "book" / "intro.md").read_text(encoding="utf-8").split())
+    assert "lesson runs top to bottom in under a minute on a two-core" in intro
+    assert record()["machine"]["cpu_count"] == 2
+    assert max(row["seconds"] for row in record()["lessons"]) < 60
