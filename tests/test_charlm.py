@@ -232,9 +232,9 @@ def test_the_shipped_3000_step_run_backs_what_going_further_says_of_it():
     best, step, train = run["best"], run["best_step"], run["train_perplexity"]
     phrases = [
         f"--seeds {run['seed']} --steps 3000 --out companion/data/{charlm.FULL_FILE.name}",
-        f"the LSTM's validation perplexity was lowest at step {step['lstm']} "
-        f"({best['lstm']:.2f}) and ended at {run['lstm']:.2f}, the GRU's was lowest at step "
-        f"{step['gru']} ({best['gru']:.2f}) and ended at {run['gru']:.2f}, while their training "
+        f"the LSTM's validation perplexity was lowest at step {step['lstm']}, at "
+        f"{best['lstm']:.2f}, and ended at {run['lstm']:.2f}; the GRU's was lowest at step "
+        f"{step['gru']}, at {best['gru']:.2f}, and ended at {run['gru']:.2f}; their training "
         f"perplexities ended at {train['lstm']:.2f} and {train['gru']:.2f}",
         f"on {100 * run['clipped_share']['lstm']:.1f} % of the LSTM's steps and "
         f"{100 * run['clipped_share']['gru']:.1f} % of the GRU's",
