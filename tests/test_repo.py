@@ -49,3 +49,69 @@ def test_ruff_finds_nothing():
         capture_output=True, text=True, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+CI_RUNS = ROOT / "book" / "_data" / "ci_runs.jsonl"
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
+def _span(values, form) -> str:
+    low, high = form(min(values)), form(max(values))
+    return low if low == high else f"{low} to {high}"
+
+
+def _time_claims() -> list[str]:
+    """What the README and the running page must say of the recorded fresh-clone runs."""
+    import json
+
+    runs = [json.loads(line) for line in CI_RUNS.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    assert runs, f"{CI_RUNS} records no run"
+    days = sorted({run["finished"][:10] for run in runs})
+    lessons = json.loads((ROOT / "book" / "_data" / "lesson_times.json").read_text())["lessons"]
+    return [
+        f"in {len(runs)} fresh-clone run{'' if len(runs) == 1 else 's'} recorded in "
+        f"`book/_data/ci_runs.jsonl` ({_span(days, str)})",
+        f"took {_span([r['ci_seconds'] for r in runs], _clock)}, of which `python -m pytest` "
+        f"took {_span([r['tests_seconds'] for r in runs], _clock)}, and the install with the "
+        f"build {_span([r['install_and_build_seconds'] for r in runs], _clock)}",
+        "the build ran the nine lessons, two at a time, in "
+        f"{_span([r['lessons_in_build_seconds'] for r in runs], lambda s: f'{s:.0f}')} seconds",
+        f"Each lesson ran in {_span([row['seconds'] for row in lessons], lambda s: f'{s:.0f}')} "
+        "seconds on its own",
+        f"{_span([r['not_slow_seconds'] for r in runs], str)} seconds in the same runs",
+    ], runs
+
+
+def test_the_readme_gives_the_recorded_times_of_fresh_clones():
+    """The README's times are those of the runs in book/_data/ci_runs.jsonl (each appended by
+    ``CI_TIMINGS=book/_data/ci_runs.jsonl bash .ci/run`` on a fresh clone), and the running
+    page's test-suite time is theirs too: no time quoted from a run nobody recorded."""
+    claims, runs = _time_claims()
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert [claim for claim in claims if claim not in readme] == []
+    page = " ".join((ROOT / "book" / "running.md").read_text(encoding="utf-8").split())
+    assert "the fresh-clone runs recorded in `book/_data/ci_runs.jsonl`" in page
+    assert max(run["tests_seconds"] for run in runs) < 10 * 60  # "a few minutes"
+
+
+def test_ci_records_its_times_when_asked(tmp_path):
+    import json
+
+    ci = (ROOT / ".ci/run").read_text()
+    assert 'python .ci/record_times.py "$CI_TIMINGS"' in ci
+    assert 'python -m pytest -m "not slow"' in ci
+    stamp, record = tmp_path / "stamp.json", tmp_path / "runs.jsonl"
+    stamp.write_text(json.dumps({"lesson_execution_seconds": 61.5}))
+    for ci_seconds in (400, 410):
+        subprocess.run([sys.executable, str(ROOT / ".ci" / "record_times.py"), str(record),
+                        "--ci", str(ci_seconds), "--install-and-build", "150",
+                        "--tests", "240", "--not-slow", "25", "--stamp", str(stamp)],
+                       check=True, capture_output=True)
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [run["ci_seconds"] for run in runs] == [400, 410]
+    assert runs[0]["lessons_in_build_seconds"] == 61.5 and runs[0]["tests_seconds"] == 240
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", runs[0]["finished"])
