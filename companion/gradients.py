@@ -31,8 +31,9 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
         f: callable ``f(x) -> float``; it may also ignore its argument and read ``x`` through a
             closure (e.g. ``lambda _: loss(params)`` with ``x = params["weight_hh"]``), because
             ``x`` is perturbed **in place**, one entry at a time.
-        x: a writable floating ``np.ndarray``.  Use float64: with float32 the differences
-            drown in round-off.  Each entry is restored exactly after its two evaluations.
+        x: a writable float64 ``np.ndarray`` (float32 is refused: with ``eps = 1e-6`` its
+            differences drown in round-off, and an entry above 32 does not even move).  Each
+            entry is restored exactly after its two evaluations.
         eps: the step :math:`\\epsilon`.
 
     Returns:
@@ -41,6 +42,9 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         kind = type(x).__name__ + (f" of {x.dtype}" if hasattr(x, "dtype") else "")
         raise ValueError(f"x must be a floating np.ndarray (perturbed in place), got {kind}")
+    if x.dtype.itemsize < 8:
+        raise ValueError(f"x must be float64, got {x.dtype}: central differences in {x.dtype} "
+                         "drown in round-off (cast a copy with x.astype(np.float64))")
     if not x.flags.writeable:
         raise ValueError("x must be writable: it is perturbed in place")
     grad = np.zeros_like(x)

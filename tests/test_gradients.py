@@ -31,6 +31,13 @@ def test_numerical_gradient_of_a_quadratic_and_restores_x():
     np.testing.assert_array_equal(x, original)
 
 
+def test_numerical_gradient_refuses_float32_and_says_why():
+    x = np.array([40.0, 0.5], dtype=np.float32)
+    assert x[0] + np.float32(1e-6) == x[0]  # what it protects from: the step is lost
+    with pytest.raises(ValueError, match=r"x must be float64, got float32: .*round-off"):
+        numerical_gradient(lambda v: float(v.sum()), x)
+
+
 def test_numerical_gradient_rejects_integer_arrays():
     with pytest.raises(ValueError, match="floating"):
         numerical_gradient(lambda v: float(v.sum()), np.arange(3))
