@@ -305,6 +305,9 @@ def _chapter_6_claims(sweep):
          (sweep.successes("lstm"), sweep.successes("lstm_fb1")) == (20, 24)),
         ("where the RNN,\n  the LSTM with forget bias and the CIFG each succeeded once",
          all(sweep.successes(m, "gap", 20) == 1 for m in ("rnn", "lstm_fb1", "cifg"))),
+        ("the error first falls from about 1 to about 1/6",
+         all(0.8 < r["score"][0] < 1.5 and r["eval_steps"][0] == 0
+             for r in sweep.runs if r["task"] == "adding")),
         ("with 28 successes of 36 against 27",
          (sweep.successes("cifg"), sweep.successes("gru")) == (28, 27)),
     ]
