@@ -21,6 +21,7 @@ from nbformat.v4 import new_code_cell, new_output
 from companion import exercises, grader
 
 from .grading_tools import (
+    ROOT,
     STUB,
     WARMUP_IDS,
     grade,
@@ -32,6 +33,7 @@ from .grading_tools import (
 )
 
 TIMEOUT = 8  # seconds per cell and per check: the looping submission spins this long
+NAIVE_SIGMOID = "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))"
 PASSED3 = ["passed"] * 3
 KILL_WORKER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
 SELF_CONTAINED_SIGMOID_PRIME = ("def sigmoid_prime(z):  # does not call the learner's sigmoid\n"
@@ -140,6 +142,10 @@ SUBMISSIONS = {
     "other_lesson.ipynb": (warmup, {"lesson": "01_rnn"}),
     "no_lesson.ipynb": (warmup, {"lesson": None}),
     "unknown_lesson.ipynb": (warmup, {"lesson": "99_nope"}),
+    # the unsolved and the wrong copy of the README's and the introduction's example class
+    "readme_unsolved.ipynb": (warmup, {"defs": dict.fromkeys(WARMUP_IDS, STUB)}),
+    "readme_wrong.ipynb": (warmup, {"defs": {"sigmoid": NAIVE_SIGMOID,
+                                             "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME}}),
 }
 
 EXPECTED = {
@@ -158,6 +164,8 @@ EXPECTED = {
     "other_lesson.ipynb": ["error"] * len(grader.lesson_exercises("01_rnn")),
     "no_lesson.ipynb": ["error"],
     "unknown_lesson.ipynb": ["error"],
+    "readme_unsolved.ipynb": ["not started"] * 3,
+    "readme_wrong.ipynb": ["failed", "passed", "passed"],
     "broken/list.ipynb": ["error"],
     "broken/corrupt.ipynb": ["error"],
     "broken/no_cell_type.ipynb": ["error"],
@@ -219,6 +227,21 @@ def messages(graded):
     return {(name, r["exercise"]): r["message"] for name, rs in grouped.items() for r in rs}
 
 
+def _example_blocks(path: Path) -> list[str]:
+    """The grader's example outputs in a page: each ``$ python -m companion grade`` block."""
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"```text\n(\$ python -m companion grade .*?)\n```", text, flags=re.DOTALL)
+
+
+def _reports(graded, names: dict[str, str]):
+    """The graded class's rows of ``names`` (file in the class -> name to show), as reports."""
+    from companion.grading.run import Report, Row
+
+    grouped = by_notebook(graded["json"], graded["folder"])
+    return [Report(shown, [Row(**{**record, "notebook": shown}) for record in grouped[name]])
+            for name, shown in names.items()]
+
+
 @pytest.mark.slow
 class TestOneClassGradedAtOnce:
     """Tests of the ``graded`` fixture: one worker runs them all (xdist schedules a class as
@@ -231,6 +254,26 @@ class TestOneClassGradedAtOnce:
         assert set(grouped) == set(EXPECTED)
         assert [r["exercise"] for r in grouped["a_solved.ipynb"]] == WARMUP_IDS
         assert graded["process"].returncode == 2  # some inputs could not be graded
+
+    def test_the_readme_and_the_introduction_show_what_the_grader_prints(self, graded):
+        """Their example tables are the grader's own table of a solved, an unsolved and a
+        wrong warm-up graded here (the wrong one's sigmoid is 1 / (1 + exp(-z)), and its
+        sigmoid_prime does not call it)."""
+        from companion.grading.output import format_table
+
+        class_table = format_table(_reports(graded, {
+            "a_solved.ipynb": "submissions/solved.ipynb",
+            "readme_unsolved.ipynb": "submissions/unsolved.ipynb",
+            "readme_wrong.ipynb": "submissions/wrong.ipynb"}), width=100)
+        lesson_table = format_table(_reports(
+            graded, {"readme_unsolved.ipynb": "lessons/00_warmup.ipynb"}), width=100)
+        for page in (ROOT / "README.md", ROOT / "book" / "intro.md"):
+            blocks = _example_blocks(page)
+            assert blocks, page
+            for block in blocks:
+                command, table = block.split("\n", 1)
+                expected = lesson_table if "lessons/00_warmup.ipynb" in command else class_table
+                assert table == expected, f"{page.name}: {command}"
 
     def test_a_submission_that_kills_its_worker_affects_only_itself(self, graded):
         message = messages(graded)
