@@ -238,3 +238,15 @@ def test_a_progress_bar_shows_its_final_line_once_not_every_update(built_book):
             bars += [(path.stem, name, int(percent)) for name, percent in found]
     assert ("07_project", "lstm", 100) in bars and ("07_project", "gru", 100) in bars, bars
     assert all(percent == 100 for *_, percent in bars), bars
+
+
+def test_no_lesson_page_shows_an_empty_output_box(built_book):
+    """A stream output of nothing but a newline (tqdm's last, flushed after the cell's prints)
+    is a box with nothing in it."""
+    build_dir, _ = built_book
+    empty = []
+    for path in LESSONS:
+        page = soup(build_dir / "html" / "lessons" / f"{path.stem}.html")
+        streams = page.select(".cell_output .output.stream, .cell_output .output.stderr")
+        empty += [path.stem for output in streams if not output.get_text().strip()]
+    assert not empty, f"empty output boxes on {empty}"

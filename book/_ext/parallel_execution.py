@@ -10,7 +10,8 @@ offers no parallel build. So this extension runs, on ``env-before-read-docs``:
    timeout, errors not allowed (``jupyter_cache.executors.utils.single_nb_execution``);
 3. it joins each cell's consecutive stream outputs and resolves their carriage returns
    (nbconvert's ``CoalesceStreamsPreprocessor``), so that a progress bar shows its last state,
-   as in JupyterLab, instead of one line per update;
+   as in JupyterLab, instead of one line per update, and drops a stderr output of nothing but
+   whitespace (a bar's closing newline flushed after later prints: an empty box on the page);
 4. it stores each executed notebook in that cache, in the form in which Sphinx reads the
    lesson (``lesson_forms.book_form``: the cache's key covers the code cells' metadata, where
    the book's figure captions go).
@@ -60,6 +61,10 @@ def execute_notebook(path: str, timeout: int | None, allow_errors: bool) -> dict
     # A progress bar (tqdm) redraws its line with "\r", one stream message per update: joined
     # and resolved as JupyterLab shows them, they are its final line, not one line per update.
     executed, _ = CoalesceStreamsPreprocessor().preprocess(result.nb, {})
+    for cell in executed.cells:  # its closing newline, flushed after later prints, alone
+        cell.outputs = [output for output in cell.get("outputs", [])  # would be an empty box
+                        if not (output.output_type == "stream" and output.name == "stderr"
+                                and not output.text.strip())]
     return {"path": path, "notebook": nbformat.writes(executed), "seconds": result.time}
 
 
