@@ -103,9 +103,11 @@ def solved(nb) -> tuple[nbformat.NotebookNode, list[str]]:
     return nb, filled
 
 
-# nbval sanitizer: a check prints its status ("… x: not started…" unsolved, "✓ x: passed — …"
-# solved) on a line of its own; both become empty before outputs are compared.
-_CHECK_STATUS = re.compile(r"(?m)^(?:✓ \S+: passed\b|… \S+: not started\b).*$")
+# nbval sanitizer: a check prints its status ("… x: not started…" and an indented line saying
+# what happens until then, unsolved; "✓ x: passed — …" solved); both become one empty line
+# before outputs are compared.
+_CHECK_STATUS = re.compile(
+    r"(?m)^(?:✓ \S+: passed\b[^\n]*|… \S+: not started\b[^\n]*\n  \(Until then[^\n]*)$")
 CHECK_STATUS_SANITIZER = f"[check status]\nregex: {_CHECK_STATUS.pattern}\nreplace: \n"
 _FALLBACK_NOTICE = re.compile(r"(?m)^\(\S+: using the reference solution\b[^\n]*\)\n?")
 

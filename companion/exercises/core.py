@@ -234,7 +234,8 @@ STRICT_ENV = "COMPANION_STRICT_CHECKS"
 def check(exercise_id: str, candidate: Callable, *, strict: bool | None = None) -> None:
     """Check a learner's function against the reference on fresh random inputs.
 
-    Prints one line when the candidate passes or is still a stub. When it is wrong, shows
+    Prints one line when the candidate passes, two when it is still a stub (short enough for
+    the book's column). When it is wrong, shows
     a formatted failure (what is wrong, the hint, the equation to reread), records it and
     returns, so that "Run All" reaches the end of the lesson (later cells then use the
     reference, see :func:`use`). With ``strict=True``, or the environment variable
@@ -246,10 +247,8 @@ def check(exercise_id: str, candidate: Callable, *, strict: bool | None = None) 
     status, message = verdict(exercise, cases, evaluate(exercise, candidate, cases))
     if status == NOT_STARTED:
         _record(exercise, NOT_STARTED, f"{exercise_id}: {message}")
-        print(
-            f"… {exercise_id}: {message} Fill in the function, run its cell, then this one. "
-            "Until then later cells use the reference solution."
-        )
+        print(f"… {exercise_id}: {message} Fill in the function, run its cell, then this one.\n"
+              "  (Until then, later cells use the reference solution.)")
     elif status == PASSED:
         _record(exercise, PASSED, message, candidate)
         print(f"✓ {exercise_id}: passed — {message}")
