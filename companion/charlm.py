@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import platform
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ from companion.corpus import CHARACTER_CLASSES, CharVocabulary, character_class,
 from companion.models import CharLM
 from companion.sizing import matched_hidden_size, param_count
 from companion.softmax import sample_with_temperature
-from companion.training import History, train
+from companion.training import History, one_thread_machine, train
 
 __all__ = ["CharLM", "FULL_FILE", "SEEDS_FILE", "StreamWindows", "compare_cells", "detach_state",
            "evaluate_perplexity", "generate", "load_seed_runs", "loss_by_class", "train_charlm"]
@@ -291,7 +290,7 @@ def main(argv=None) -> int:
         parser.error(f"--steps must be at least 1, got {args.steps}")
     runs = [compare_cells(seed, args.steps, progress=True) for seed in args.seeds]
     record = {"steps": args.steps, "runs": runs, "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible, 1 thread",
+              "machine": one_thread_machine(),
               "python": platform.python_version(), "torch": torch.__version__,
               "numpy": np.__version__}
     args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

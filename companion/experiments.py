@@ -47,7 +47,7 @@ from companion import cells
 from companion.models import SequenceModel
 from companion.sizing import matched_hidden_size, param_count
 from companion.tasks import ADDING_BASELINE_MSE, adding_task, copy_task, gap_task
-from companion.training import train
+from companion.training import one_thread_machine, train
 
 __all__ = ["MODELS", "MODEL_LABELS", "TASKS", "SweepConfig", "FULL", "TINY", "run_one",
            "run_sweep", "load_sweep", "time_per_step", "task_model"]
@@ -426,7 +426,7 @@ def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = T
             "training_seconds": sum(run["wall_s"] for run in runs),
             "last_invocation_seconds": time.perf_counter() - started,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible, 1 thread",
+            "machine": one_thread_machine(),
             "python": platform.python_version(), "torch": torch.__version__,
         })
     return runs

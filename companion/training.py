@@ -31,6 +31,8 @@ Example::
 from __future__ import annotations
 
 import math
+import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +43,8 @@ from torch import nn
 
 from companion.models import SequenceClassifier
 
-__all__ = ["History", "SequenceClassifier", "accuracy", "train", "train_classifier"]
+__all__ = ["History", "SequenceClassifier", "accuracy", "one_thread_machine", "train",
+           "train_classifier"]
 
 
 @dataclass
@@ -99,6 +102,12 @@ class History:
     def mean_loss_before(self, step: int, window: int) -> float:
         """Mean training loss of the ``window`` steps up to and including ``step``."""
         return float(np.mean(self.loss[max(step - window, 0):step]))
+
+
+def one_thread_machine() -> str:
+    """How a record of training runs names the machine that timed them, one torch thread each:
+    ``"x86_64, 2 CPU cores visible, 1 thread"``."""
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores visible, 1 thread"
 
 
 def _check_positive_int(name: str, value) -> None:
