@@ -174,6 +174,8 @@ def test_torch_worker_reports_saved_tensors_and_the_fused_lstm():
     result = bench.torch_worker("lstm", (3, 2, 4), 1, min_time=0.0, min_repeats=1)
     assert result["saved_bytes"] > 0 and result["torch_threads"] == 1
     assert result["fused"] is True  # torch's CPU LSTM: one aten::mkldnn_rnn_layer
+    gru = bench.torch_worker("gru", (3, 2, 4), 1, min_time=0.0, min_repeats=1)
+    assert gru["fused"] is False  # its GRU goes step by step (chapter 5 and the README say so)
 
 
 @pytest.mark.slow
