@@ -119,15 +119,6 @@ def settle(tab, path: Path) -> None:
     tab.evaluate(KERNEL_METADATA_LANDED)
 
 
-def open_lesson(browser, lab: str, path: Path):
-    """A new tab with the lesson open from its URL, settled; returns (tab, log)."""
-    tab = browser.new_page()
-    log = bt.record(tab, f"{lab}lab/tree/lessons/{path.name}")
-    tab.goto(f"{lab}lab/tree/lessons/{path.name}?reset", wait_until="load")
-    settle(tab, path)
-    return tab, log
-
-
 @pytest.fixture(scope="session")
 def lab_tab(browser, lab):
     """One tab with JupyterLab loaded and no document open, and its log."""
@@ -385,10 +376,13 @@ def test_solutions_are_collapsed_and_open_on_their_code(lessons_seen, path):
 
 
 def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure(
-        browser, lab, lab_screenshots):
-    """The warm-up with a sigmoid that overflows typed into its stub, run with Run ▸ Run All
-    Cells: the check reports the failure and the lesson runs to its last cell."""
-    tab, log = open_lesson(browser, lab, WARM_UP)
+        lab_tab, lab_screenshots):
+    """The warm-up, opened in the running JupyterLab, with a sigmoid that overflows typed into
+    its stub, run with Run ▸ Run All Cells: the check reports the failure and the lesson runs
+    to its last cell."""
+    tab, tab_log = lab_tab
+    mark = tab_log.mark()
+    open_in_lab(tab, WARM_UP)
     try:
         stub = tab.locator(".jp-CodeCell", has_text="raise NotImplementedError").filter(
             has_text="def sigmoid(z):").first
@@ -408,11 +402,11 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
         check.scroll_into_view_if_needed()
     finally:
         bt.save_screenshot(tab, lab_screenshots, "00_warmup-wrong-answer.png")
-        close_and_shut_down(tab)  # no kernel outlives its test
-        tab.close()
+        close_and_shut_down(tab)  # no kernel outlives its test; the edit is not saved
     assert "sigmoid" in check_output and re.search(r"fail", check_output, re.I), check_output
     assert "max sigma'(z) on the grid" in last_output, last_output
-    assert not log.page_errors, log.page_errors
+    page_errors = tab_log.since(mark).page_errors
+    assert not page_errors, page_errors
 
 
 BROKEN_MARKDOWN = (
