@@ -14,6 +14,9 @@ from companion import exercises, grader
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
+# Characters of a printed line that a lesson page shows without scrolling sideways (its code
+# column at a desktop width; a phone scrolls either way).
+BOOK_COLUMN = 82
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -103,11 +106,12 @@ def solved(nb) -> tuple[nbformat.NotebookNode, list[str]]:
     return nb, filled
 
 
-# nbval sanitizer: a check prints its status ("… x: not started…" and an indented line saying
-# what happens until then, unsolved; "✓ x: passed — …" solved); both become one empty line
-# before outputs are compared.
+# nbval sanitizer: a check prints its status ("… x: not started." and two indented lines
+# saying what to do and what happens until then, unsolved; "✓ x: passed — …" solved); both
+# become one empty line before outputs are compared.
 _CHECK_STATUS = re.compile(
-    r"(?m)^(?:✓ \S+: passed\b[^\n]*|… \S+: not started\b[^\n]*\n  \(Until then[^\n]*)$")
+    r"(?m)^(?:✓ \S+: passed\b[^\n]*"
+    r"|… \S+: not started\b[^\n]*\n  Fill in the function\b[^\n]*\n  \(Until then[^\n]*)$")
 CHECK_STATUS_SANITIZER = f"[check status]\nregex: {_CHECK_STATUS.pattern}\nreplace: \n"
 _FALLBACK_NOTICE = re.compile(r"(?m)^\(\S+: using the reference solution\b[^\n]*\)\n?")
 

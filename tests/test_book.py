@@ -1,6 +1,7 @@
 """The book: a strict build with zero warnings, math that renders offline, collapsed
 solutions that are the tested code, and lessons whose deterministic outputs reproduce."""
 
+import functools
 import inspect
 import json
 import re
@@ -13,7 +14,7 @@ from bs4 import BeautifulSoup
 
 from companion import exercises
 
-from .lesson_tools import LESSONS, ROOT, figure_captions, read, toc_files
+from .lesson_tools import BOOK_COLUMN, LESSONS, ROOT, figure_captions, read, toc_files
 
 REQUIRED_REFERENCES = [  # (first authors, title fragment) of the works the issue requires
     ("Sepp Hochreiter and Jürgen Schmidhuber", "Long short-term memory"),
@@ -37,7 +38,14 @@ def html_pages(build_dir):
 
 
 def soup(path):
-    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    """The page parsed, once per test module: several tests read every lesson page, and
+    parsing them all takes about 2 s. Read it, never change it."""
+    return _parsed(str(path), path.stat().st_mtime_ns)
+
+
+@functools.cache
+def _parsed(path: str, mtime_ns: int) -> BeautifulSoup:
+    return BeautifulSoup(Path(path).read_text(encoding="utf-8"), "html.parser")
 
 
 def test_build_log_has_no_warnings(built_book):
@@ -238,6 +246,21 @@ def test_a_progress_bar_shows_its_final_line_once_not_every_update(built_book):
             bars += [(path.stem, name, int(percent)) for name, percent in found]
     assert ("07_project", "lstm", 100) in bars and ("07_project", "gru", 100) in bars, bars
     assert all(percent == 100 for *_, percent in bars), bars
+
+
+def test_every_printed_line_fits_the_book_s_column(built_book):
+    """What a lesson prints is shown as preformatted text, which scrolls sideways when a line
+    is longer than the column: tables, numbers and generated text are printed to fit it."""
+    build_dir, _ = built_book
+    wide = []
+    for path in LESSONS:
+        executed = read(build_dir / "jupyter_execute" / "lessons" / path.name)
+        for cell in executed.cells:
+            for output in cell.get("outputs", []):
+                if output.output_type == "stream":
+                    wide += [f"{path.stem} {cell.id}: {line}"
+                             for line in output.text.splitlines() if len(line) > BOOK_COLUMN]
+    assert not wide, f"printed lines over {BOOK_COLUMN} characters:\n" + "\n".join(wide)
 
 
 def test_no_lesson_page_shows_an_empty_output_box(built_book):

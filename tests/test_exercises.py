@@ -24,6 +24,8 @@ from companion.exercises.core import (
     verdict,
 )
 
+from .lesson_tools import _CHECK_STATUS, BOOK_COLUMN
+
 ALL_IDS = exercises.ids()
 MUTANTS = [(eid, m) for eid in ALL_IDS for m in exercises.get(eid).mutants]
 
@@ -91,8 +93,13 @@ def test_stub_reports_not_started_without_raising(eid, capsys):
     exec(f"def {eid}(*args):\n    '''Your code here.'''\n    raise NotImplementedError\n",
          namespace)
     assert check(eid, namespace[eid]) is None
-    assert f"{eid}: not started" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{eid}: not started" in printed
     assert results()[eid]["status"] == "not started"
+    wide = [line for line in printed.splitlines() if len(line) > BOOK_COLUMN]
+    assert not wide, f"wider than the book's column ({BOOK_COLUMN} characters): {wide}"
+    # the solved-lesson tests set the whole status aside before comparing with the book
+    assert _CHECK_STATUS.sub("", printed).strip() == ""
 
 
 def test_use_falls_back_to_the_reference_until_the_candidate_passes(capsys):

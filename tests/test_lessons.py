@@ -116,7 +116,7 @@ def test_tagged_multiline_equations_use_an_equation_environment(path):
 def test_a_fallback_notice_is_removed_with_its_newline_however_the_stream_was_split():
     """The kernel may send ``use``'s notice and its newline in two stream messages (it did
     in one CI run); the line that follows must not start with a stray newline."""
-    notice = "(param_count: using the reference solution, until yours passes its check)"
+    notice = "(param_count: using the reference solution, until yours passes)"
     rest = "rnn : H = 68\n"
     for pieces in ([notice + "\n" + rest], [notice, "\n" + rest], [notice + "\n", rest]):
         cell = nbformat.v4.new_code_cell("x = use('param_count', param_count)")

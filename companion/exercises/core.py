@@ -214,7 +214,7 @@ def use(exercise_id: str, candidate: Callable) -> Callable:
     if record and record["status"] == PASSED and record.get("candidate") is candidate:
         return candidate
     why = "yours failed its check" if record and record["status"] == FAILED else (
-        "until yours passes its check")
+        "until yours passes")
     print(f"({exercise_id}: using the reference solution, {why})")
     return get(exercise_id).reference
 
@@ -234,8 +234,8 @@ STRICT_ENV = "COMPANION_STRICT_CHECKS"
 def check(exercise_id: str, candidate: Callable, *, strict: bool | None = None) -> None:
     """Check a learner's function against the reference on fresh random inputs.
 
-    Prints one line when the candidate passes, two when it is still a stub (short enough for
-    the book's column). When it is wrong, shows
+    Prints one line when the candidate passes, three when it is still a stub (each short
+    enough for the book's column). When it is wrong, shows
     a formatted failure (what is wrong, the hint, the equation to reread), records it and
     returns, so that "Run All" reaches the end of the lesson (later cells then use the
     reference, see :func:`use`). With ``strict=True``, or the environment variable
@@ -247,7 +247,8 @@ def check(exercise_id: str, candidate: Callable, *, strict: bool | None = None) 
     status, message = verdict(exercise, cases, evaluate(exercise, candidate, cases))
     if status == NOT_STARTED:
         _record(exercise, NOT_STARTED, f"{exercise_id}: {message}")
-        print(f"… {exercise_id}: {message} Fill in the function, run its cell, then this one.\n"
+        print(f"… {exercise_id}: {message}\n"
+              "  Fill in the function, run its cell, then this one.\n"
               "  (Until then, later cells use the reference solution.)")
     elif status == PASSED:
         _record(exercise, PASSED, message, candidate)
@@ -495,7 +496,7 @@ def _judge_case(exercise: Exercise, case: dict, got: Behaviour, cases: list[dict
             f"{_describe(case)}: is there an endless loop?"
         )
     if got.kind == NOT_IMPLEMENTED:
-        raise _NotStarted(" (your function still raises NotImplementedError)")
+        raise _NotStarted(" (it still raises NotImplementedError)")
     if got.kind == RAISED:
         raise ExerciseFailed(
             f"your function raised {got.error_type} on {_describe(case)}:\n{got.error}"
