@@ -3,7 +3,8 @@
 Each line: when the run finished (UTC), the commit, the CPUs, and in seconds the whole of
 ``.ci/run`` (without the developer's subset it times afterwards), the README's first command
 (install and build), its second (every test), the lessons' execution inside the build (from
-``_build/build-stamp.json``), and ``pytest -m "not slow"``.
+``_build/build-stamp.json``), ``pytest -m "not slow"``, and whether Python wrote its bytecode
+caches (``PYTHONDONTWRITEBYTECODE`` unset).
 """
 
 import argparse
@@ -33,6 +34,9 @@ def main() -> None:
         "install_and_build_seconds": args.install_and_build, "tests_seconds": args.tests,
         "lessons_in_build_seconds": stamp["lesson_execution_seconds"],
         "not_slow_seconds": args.not_slow,
+        # PYTHONDONTWRITEBYTECODE=1 (some shells set it) makes every process, each kernel
+        # included, compile the companion package and the tests again
+        "bytecode_cache": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
     }
     with open(args.file, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")

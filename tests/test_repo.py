@@ -1,6 +1,7 @@
 """The repository's contract with a newcomer: the README's two commands are what CI runs,
 and every dependency is pinned exactly."""
 
+import os
 import re
 import subprocess
 import sys
@@ -74,11 +75,16 @@ def _time_claims() -> list[str]:
                 if line.strip()]
     assert recorded, f"{CI_RUNS} records no run"
     runs = recorded[-LATEST_RUNS:]  # the file keeps the older runs, of older commits
+    # Runs recorded before the field existed were made with PYTHONDONTWRITEBYTECODE=1.
+    caches = {run.get("bytecode_cache", False) for run in runs}
+    assert len(caches) == 1, "the latest runs mix runs with and without bytecode caches"
     days = sorted({run["finished"][:10] for run in runs})
     lessons = json.loads((ROOT / "book" / "_data" / "lesson_times.json").read_text())["lessons"]
     return [
         f"in the {len(runs)} latest fresh-clone run{'' if len(runs) == 1 else 's'} recorded in "
-        f"`book/_data/ci_runs.jsonl` ({_span(days, str)})",
+        f"`book/_data/ci_runs.jsonl` ({_span(days, str)}), "
+        + ("with Python writing its bytecode caches (its default)" if caches.pop() else
+           "with `PYTHONDONTWRITEBYTECODE=1`, so that every process compiled the companion"),
         f"took {_span([r['ci_seconds'] for r in runs], _clock)}, of which `python -m pytest` "
         f"took {_span([r['tests_seconds'] for r in runs], _clock)}, and the install with the "
         f"build {_span([r['install_and_build_seconds'] for r in runs], _clock)}",
@@ -110,12 +116,15 @@ def test_ci_records_its_times_when_asked(tmp_path):
     assert 'python -m pytest -m "not slow"' in ci
     stamp, record = tmp_path / "stamp.json", tmp_path / "runs.jsonl"
     stamp.write_text(json.dumps({"lesson_execution_seconds": 61.5}))
-    for ci_seconds in (400, 410):
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for ci_seconds, no_bytecode in ((400, "1"), (410, "")):
         subprocess.run([sys.executable, str(ROOT / ".ci" / "record_times.py"), str(record),
                         "--ci", str(ci_seconds), "--install-and-build", "150",
                         "--tests", "240", "--not-slow", "25", "--stamp", str(stamp)],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True,
+                       env={**environment, "PYTHONDONTWRITEBYTECODE": no_bytecode})
     runs = [json.loads(line) for line in record.read_text().splitlines()]
     assert [run["ci_seconds"] for run in runs] == [400, 410]
+    assert [run["bytecode_cache"] for run in runs] == [False, True]
     assert runs[0]["lessons_in_build_seconds"] == 61.5 and runs[0]["tests_seconds"] == 240
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", runs[0]["finished"])
