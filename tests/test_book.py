@@ -4,6 +4,7 @@ solutions that are the tested code, and lessons whose deterministic outputs repr
 import functools
 import inspect
 import json
+import math
 import re
 import subprocess
 import sys
@@ -261,6 +262,38 @@ def test_every_printed_line_fits_the_book_s_column(built_book):
                     wide += [f"{path.stem} {cell.id}: {line}"
                              for line in output.text.splitlines() if len(line) > BOOK_COLUMN]
     assert not wide, f"printed lines over {BOOK_COLUMN} characters:\n" + "\n".join(wide)
+
+
+def _orders_of_magnitude_lost(build_dir, lesson: str, cell_id: str) -> dict[str, int]:
+    """{row: how many orders of magnitude the printed |dL/dx| 99 steps back is below its value
+    at the last step}, from a table of chapter 4 or 5 (four values a row: 0, 25, 50, 99 steps
+    back)."""
+    executed = read(build_dir / "jupyter_execute" / "lessons" / f"{lesson}.ipynb")
+    cell = next(cell for cell in executed.cells if cell.get("id") == cell_id)
+    text = "".join(o.text for o in cell.outputs if o.output_type == "stream")
+    number = r"\d(?:\.\d+)?e[+-]\d+"
+    rows = {}
+    for label, values in re.findall(rf"^(\S.*?)\s+((?:{number}\s+){{3}}{number})$", text, re.M):
+        first, *_, last = map(float, values.split())
+        rows[label] = round(math.log10(first / last))
+    return rows
+
+
+def test_the_gradient_decay_in_figs_4_7_and_5_3_is_the_printed_one(built_book):
+    """The captions' orders of magnitude are read off the tables the lessons print."""
+    build_dir, _ = built_book
+    ch4 = _orders_of_magnitude_lost(build_dir, "04_lstm", "cell-11")
+    ch5 = _orders_of_magnitude_lost(build_dir, "05_gru", "cell-17")
+    assert ch4["LSTM, forget bias 0"] < ch4["RNN (tanh)"], ch4  # "a little more slowly"
+    assert max(ch5["LSTM"], ch5["GRU"]) < ch5["RNN (tanh)"], ch5
+    captions = {**dict(figure_captions(ROOT / "lessons" / "04_lstm.ipynb")),
+                **dict(figure_captions(ROOT / "lessons" / "05_gru.ipynb"))}
+    fig_4_7, fig_5_3 = (" ".join(captions[number].split()) for number in ("Fig. 4.7", "Fig. 5.3"))
+    assert (f"99 steps back it is {ch4['LSTM, forget bias 0']} orders of magnitude below its "
+            f"value at the last step, the RNN's {ch4['RNN (tanh)']})") in fig_4_7
+    assert (f"99 steps back it is {ch5['RNN (tanh)']} orders of magnitude below its value at "
+            f"the last step for the RNN, {ch5['LSTM']} for the LSTM and {ch5['GRU']} for the "
+            "GRU.") in fig_5_3
 
 
 def test_no_lesson_page_shows_an_empty_output_box(built_book):
