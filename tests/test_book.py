@@ -296,6 +296,30 @@ def test_the_gradient_decay_in_figs_4_7_and_5_3_is_the_printed_one(built_book):
             "GRU.") in fig_5_3
 
 
+def test_fig_3_4_tells_what_its_runs_printed(built_book):
+    """Fig. 3.4's caption (seed 0 of chapter 3's runs at learning rate 0.5) against the lines
+    the lesson prints under the figure."""
+    build_dir, _ = built_book
+    executed = read(build_dir / "jupyter_execute" / "lessons" / "03_vanishing.ipynb")
+    cell = next(cell for cell in executed.cells if cell.get("id") == "cell-23")
+    text = "".join(o.text for o in cell.outputs if o.output_type == "stream")
+    runs = {name: (float(low), int(low_step), float(norm), int(norm_step))
+            for name, low, low_step, norm, norm_step in re.findall(
+                r"^(no clipping|clipped)\s+lowest loss (\S+) at step\s+(\d+), largest gradient "
+                r"norm\s+(\S+) at step\s+(\d+)$", text, re.M)}
+    assert set(runs) == {"no clipping", "clipped"}, text
+    _, fall_step, norm, _ = runs["no clipping"]
+    clipped_low, _, clipped_norm, clipped_norm_step = runs["clipped"]
+    caption = " ".join(dict(figure_captions(ROOT / "lessons" / "03_vanishing.ipynb"))
+                       ["Fig. 3.4"].split())
+    near = int(re.search(r"near step (\d+), just as it starts to fall", caption).group(1))
+    assert abs(near - fall_step) <= 3, (near, fall_step)  # the loss's lowest point, then the jump
+    assert f"(up to norm {norm:.0f}, so steps of length up to {0.5 * round(norm):g})" in caption
+    assert "with clipping the loss falls to nearly 0" in caption and clipped_low < 0.05
+    assert "the clipped run meets even larger gradients early on" in caption
+    assert clipped_norm > norm and clipped_norm_step < fall_step, runs
+
+
 def test_no_lesson_page_shows_an_empty_output_box(built_book):
     """A stream output of nothing but a newline (tqdm's last, flushed after the cell's prints)
     is a box with nothing in it."""
