@@ -39,7 +39,7 @@ def html_pages(build_dir):
 
 
 def soup(path):
-    """The page parsed, once per test module: several tests read every lesson page, and
+    """The page parsed, once per test process: several tests read every lesson page, and
     parsing them all takes about 2 s. Read it, never change it."""
     return _parsed(str(path), path.stat().st_mtime_ns)
 
@@ -264,13 +264,18 @@ def test_every_printed_line_fits_the_book_s_column(built_book):
     assert not wide, f"printed lines over {BOOK_COLUMN} characters:\n" + "\n".join(wide)
 
 
+def _printed(build_dir, lesson: str, cell_id: str) -> str:
+    """What one cell of a lesson printed in the build."""
+    executed = read(build_dir / "jupyter_execute" / "lessons" / f"{lesson}.ipynb")
+    cell = next(cell for cell in executed.cells if cell.get("id") == cell_id)
+    return "".join(o.text for o in cell.outputs if o.output_type == "stream")
+
+
 def _orders_of_magnitude_lost(build_dir, lesson: str, cell_id: str) -> dict[str, int]:
     """{row: how many orders of magnitude the printed |dL/dx| 99 steps back is below its value
     at the last step}, from a table of chapter 4 or 5 (four values a row: 0, 25, 50, 99 steps
     back)."""
-    executed = read(build_dir / "jupyter_execute" / "lessons" / f"{lesson}.ipynb")
-    cell = next(cell for cell in executed.cells if cell.get("id") == cell_id)
-    text = "".join(o.text for o in cell.outputs if o.output_type == "stream")
+    text = _printed(build_dir, lesson, cell_id)
     number = r"\d(?:\.\d+)?e[+-]\d+"
     rows = {}
     for label, values in re.findall(rf"^(\S.*?)\s+((?:{number}\s+){{3}}{number})$", text, re.M):
@@ -300,9 +305,7 @@ def test_fig_3_4_tells_what_its_runs_printed(built_book):
     """Fig. 3.4's caption (seed 0 of chapter 3's runs at learning rate 0.5) against the lines
     the lesson prints under the figure."""
     build_dir, _ = built_book
-    executed = read(build_dir / "jupyter_execute" / "lessons" / "03_vanishing.ipynb")
-    cell = next(cell for cell in executed.cells if cell.get("id") == "cell-23")
-    text = "".join(o.text for o in cell.outputs if o.output_type == "stream")
+    text = _printed(build_dir, "03_vanishing", "cell-23")
     runs = {name: (float(low), int(low_step), float(norm), int(norm_step))
             for name, low, low_step, norm, norm_step in re.findall(
                 r"^(no clipping|clipped)\s+lowest loss (\S+) at step\s+(\d+), largest gradient "

@@ -67,8 +67,8 @@ def _span(values, form) -> str:
 LATEST_RUNS = 3  # the README's times are those of the latest recorded runs
 
 
-def _time_claims() -> list[str]:
-    """What the README and the running page must say of the recorded fresh-clone runs."""
+def _time_claims() -> tuple[list[str], list[dict]]:
+    """What the README must say of the latest recorded fresh-clone runs, and those runs."""
     import json
 
     recorded = [json.loads(line) for line in CI_RUNS.read_text(encoding="utf-8").splitlines()
@@ -78,12 +78,13 @@ def _time_claims() -> list[str]:
     # Runs recorded before the field existed were made with PYTHONDONTWRITEBYTECODE=1.
     caches = {run.get("bytecode_cache", False) for run in runs}
     assert len(caches) == 1, "the latest runs mix runs with and without bytecode caches"
+    (with_caches,) = caches
     days = sorted({run["finished"][:10] for run in runs})
     lessons = json.loads((ROOT / "book" / "_data" / "lesson_times.json").read_text())["lessons"]
     return [
         f"in the {len(runs)} latest fresh-clone run{'' if len(runs) == 1 else 's'} recorded in "
         f"`book/_data/ci_runs.jsonl` ({_span(days, str)}), "
-        + ("with Python writing its bytecode caches (its default)" if caches.pop() else
+        + ("with Python writing its bytecode caches (its default)" if with_caches else
            "with `PYTHONDONTWRITEBYTECODE=1`, so that every process compiled the companion"),
         f"took {_span([r['ci_seconds'] for r in runs], _clock)}, of which `python -m pytest` "
         f"took {_span([r['tests_seconds'] for r in runs], _clock)}, and the install with the "
