@@ -1,6 +1,8 @@
 """Helpers of the grader tests: submissions built from the real warm-up lesson, the command
 line, and checks that nothing is left behind."""
 
+import ast
+import builtins
 import copy
 import os
 import subprocess
@@ -30,10 +32,11 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
     """The warm-up lesson with its stubs replaced: ``defs[id]`` (source, or STUB to keep
     the stub; default the reference solution), ``after[id]`` a cell inserted after the
     stub's cell, ``checks[id]`` replaces the check cell's source. Without ``full``, the
-    cells that only illustrate (plots, demos) are left out to keep the tests fast, and so is
-    the setup cell's ``import torch``, which only they use (2 s of every kernel; the real
-    lessons, imports and all, go through the grader in
-    ``test_every_solved_lesson_passes_through_the_grader``).
+    cells that only illustrate (plots, demos) are left out to keep the tests fast, and the
+    setup cell keeps only what the other cells use (``setup_for``: ``import torch`` alone is
+    2 s of every kernel, matplotlib half a second; the real lessons go through the grader in
+    ``test_every_solved_lesson_passes_through_the_grader``, the warm-up with its whole setup
+    cell).
     ``early`` cells come right after the setup cell, ``extra`` cells at the end."""
     defs, after, checks = defs or {}, after or {}, checks or {}
     notebook = copy.deepcopy(WARMUP)
@@ -50,8 +53,6 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
                 cell.source = checks[checked[0]]
             elif not full and index > 1 and not checked and "use(" not in cell.source:
                 continue
-            elif not full and index == 1:
-                cell.source = _without_torch(cell.source)
             cells.append(cell)
             if index == 1:
                 cells += [new_code_cell(source) for source in (early or [])]
@@ -60,6 +61,11 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
         else:
             cells.append(cell)
     cells += [new_code_cell(source) for source in (extra or [])]
+    if not full:
+        setup = notebook.cells[1]
+        used = set().union(*(names_used(cell.source) for cell in cells
+                             if cell.cell_type == "code" and cell is not setup))
+        setup.source = setup_for(setup.source, used)
     notebook.cells = cells
     if lesson is None:
         notebook.metadata.pop("companion", None)
@@ -68,9 +74,34 @@ def warmup(defs=None, after=None, checks=None, *, full=False, lesson="00_warmup"
     return notebook
 
 
-def _without_torch(setup: str) -> str:
-    kept = [line for line in setup.splitlines() if "torch" not in line]
-    assert len(kept) == len(setup.splitlines()) - 2, "expected `import torch` and its seed"
+def names_used(source: str) -> set[str]:
+    """The names a cell's code reads or writes (none if it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def setup_for(setup: str, used: set[str]) -> str:
+    """The statements of a lesson's setup cell that ``used`` needs: the imports binding a
+    used name, then every other statement whose names are all bound (``torch.manual_seed(0)``
+    goes with ``import torch``)."""
+    kept, bound = [], set(dir(builtins))
+    for statement in ast.parse(setup).body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names = {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
+            if not names & used:
+                continue
+        else:
+            names = {node.id for node in ast.walk(statement)
+                     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+            loaded = {node.id for node in ast.walk(statement)
+                      if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+            if not loaded <= bound:
+                continue
+        kept.append(ast.get_source_segment(setup, statement))
+        bound |= names
     return "\n".join(kept)
 
 

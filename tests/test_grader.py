@@ -27,6 +27,8 @@ from .grading_tools import (
     grade,
     grader_leftovers,
     mutant_source,
+    names_used,
+    setup_for,
     snapshot,
     warmup,
     write,
@@ -597,12 +599,16 @@ def test_the_gradebook_is_rewritten_atomically_as_each_notebook_finishes(tmp_pat
 def test_every_solved_lesson_passes_through_the_grader(tmp_path):
     """Each real lesson, its stubs replaced by the reference solutions, earns every point:
     the lesson ids, the evaluation points and the verdicts fit the real lessons. Only the
-    cells that grading depends on are kept (the imports, the exercises' definitions and check
-    cells): the lessons' figures and training runs are executed by the book build and the
-    solved-lesson test already, and a third run would only cost minutes."""
+    cells that grading depends on are kept (the setup cell, the exercises' definitions and
+    check cells): the lessons' figures and training runs are executed by the book build and
+    the solved-lesson test already, and a third run would only cost minutes. The warm-up
+    keeps its whole setup cell (matplotlib and torch imported, as in every lesson); the
+    others keep only what their kept cells use (``import torch`` alone is 2 s a kernel)."""
     from .lesson_tools import LESSONS, read, solved
 
-    write(tmp_path, {path.name: _grading_cells_only(solved(read(path))[0]) for path in LESSONS})
+    write(tmp_path, {path.name: _grading_cells_only(solved(read(path))[0],
+                                                    whole_setup=path.stem == "00_warmup")
+                     for path in LESSONS})
     process = grade(tmp_path, "--jobs", 2, "--no-progress", "--timeout", 300,
                     "--json", tmp_path.parent / f"{tmp_path.name}.json", timeout=2400)
     records = json.loads((tmp_path.parent / f"{tmp_path.name}.json").read_text())
@@ -610,13 +616,17 @@ def test_every_solved_lesson_passes_through_the_grader(tmp_path):
     assert {r["exercise"] for r in records} == set(exercises.ids())
 
 
-def _grading_cells_only(nb):
-    """The lesson's first code cell (its imports), its exercise definitions and its check cells,
-    in their order; markdown and every other code cell dropped."""
+def _grading_cells_only(nb, *, whole_setup=True):
+    """The lesson's first code cell (its setup), its exercise definitions and its check
+    cells, in their order; markdown and every other code cell dropped. Without
+    ``whole_setup``, the setup keeps only what the other kept cells use."""
     checks = {index for indices in grader.find_checks(nb).values() for index in indices}
     code = [index for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     keep = {code[0], *checks}
     keep |= {index for index in code
              if any(f"def {eid}(" in nb.cells[index].source for eid in exercises.ids())}
     nb.cells = [cell for index, cell in enumerate(nb.cells) if index in keep]
+    if not whole_setup:
+        used = set().union(*(names_used(cell.source) for cell in nb.cells[1:]))
+        nb.cells[0].source = setup_for(nb.cells[0].source, used)
     return nb
