@@ -301,6 +301,29 @@ def test_the_gradient_decay_in_figs_4_7_and_5_3_is_the_printed_one(built_book):
             "GRU.") in fig_5_3
 
 
+def test_fig_8_1_gives_the_printed_gradients_of_each_depth(built_book):
+    """Fig. 8.1's caption against the table chapter 8 prints above the figure: less gradient
+    at the last step with each extra layer, and the single layer's decay the fastest, in the
+    numbers printed."""
+    build_dir, _ = built_book
+    text = _printed(build_dir, "08_real_models", "9b1d6bb3")
+    number = r"\d(?:\.\d+)?e[+-]\d+"
+    rows = {int(depth): (float(last), float(decay)) for depth, last, decay in re.findall(
+        rf"^(\d) layer\(s\)\s+({number})(?:\s+{number}){{3}}\s+(\d+\.\d)$", text, re.M)}
+    assert sorted(rows) == [1, 2, 3], text
+    last = [rows[depth][0] for depth in (1, 2, 3)]
+    decay = [rows[depth][1] for depth in (1, 2, 3)]
+    assert last[0] > last[1] > last[2], rows  # "less gradient reaches the most recent inputs"
+    assert decay[0] > max(decay[1:]), rows  # "the single layer decays fastest"
+    caption = " ".join(dict(figure_captions(ROOT / "lessons" / "08_real_models.ipynb"))
+                       ["Fig. 8.1"].split())
+    assert (f"at the last step {last[0]:g} for one layer, {last[1]:g} for two and {last[2]:g} "
+            "for three") in caption
+    others = (f"{decay[1]} for two and for three layers" if decay[1] == decay[2]
+              else f"{decay[1]} for two and {decay[2]} for three layers")
+    assert f"{decay[0]} orders of magnitude every 10 steps, against {others}" in caption
+
+
 def test_fig_3_4_tells_what_its_runs_printed(built_book):
     """Fig. 3.4's caption (seed 0 of chapter 3's runs at learning rate 0.5) against the lines
     the lesson prints under the figure."""
