@@ -65,8 +65,8 @@ COST_HINTS = {  # unit -> rough seconds in a full run (2 cores, 2026-11-30); onl
     # depends on them. Modules not listed count 1 s; "tests/test_grader.py" is the hint for
     # each of its tests (each its own unit), the kernel-running ones taking 4-10 s.
     "tests/test_lab.py": 108, "tests/test_browser.py": 63, "tests/test_pdf.py": 61,
-    "tests/test_grader.py::TestOneClassGradedAtOnce": 48,
-    "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 35,
+    "tests/test_grader.py::TestOneClassGradedAtOnce": 40,
+    "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 16,
     "tests/test_exercises.py": 15, "tests/test_book.py": 13, "tests/test_diagrams.py": 7,
     "tests/test_grader.py": 8, "tests/test_grading_agreement.py": 8, "tests/test_bench.py": 8,
     "tests/test_ch06_ch07.py": 5, "tests/test_grading_autograder.py": 5,
