@@ -21,6 +21,11 @@ How it measures:
   projections, the recurrent product of every step forward and backward, the input and weight
   gradients), with preallocated outputs.  No implementation built on these BLAS calls can be
   faster; "matmul share" is floor / NumPy time and "x floor" its inverse.
+* **The exp/tanh floor**: it also times the exp and tanh calls the fast kernels make each step
+  (:data:`TRANSCENDENTALS`) alone, on arrays of the same shapes.  NumPy runs them on one core
+  whatever the thread count, and at the default size they cost a sizeable fraction of the
+  matmuls: "mm+exp" is (matmuls + exp/tanh calls) / matmuls, the lowest "x floor" a kernel
+  making these calls can reach, however few its other calls.
 * **Memory**: bytes held by the forward's cache (arrays other than the inputs and parameters)
   next to the bytes of the tensors torch's autograd saves for the backward, measured with
   ``torch.autograd.graph.saved_tensors_hooks`` (again without inputs and parameters).
@@ -100,6 +105,19 @@ def load_warning(when: str, load: float, cpus: int, own: float = 0.0) -> str | N
     return (f"WARNING: the machine is loaded {when} the run: 1-minute load average {load:.2f} "
             f"on {cpus} CPU(s) (about {max(others, 0):.1f} beyond this bench); timings are "
             "unreliable, re-measure on an idle machine")
+
+
+# The transcendental calls the fast kernels (companion/fast/) make each step: (NumPy function,
+# how many (B, H) gate blocks it runs on).  Each cell computes its sigmoid gates, and the LSTM's
+# and CIFG's tanh gate, in one exp call (companion/fast/_ops.py); the LSTM's and CIFG's tanh
+# of the cell, the GRU's candidate and the RNN's state take one tanh each.  The backward needs
+# none.  tests/test_bench.py checks these against the kernels' calls.
+TRANSCENDENTALS = {
+    "rnn": (("tanh", 1),),
+    "lstm": (("exp", 4), ("tanh", 1)),
+    "gru": (("exp", 2), ("tanh", 1)),
+    "cifg": (("exp", 3), ("tanh", 1)),
+}
 
 
 # --------------------------------------------------------------------------- workers
@@ -189,6 +207,24 @@ def matmul_floor(kind: str, size, dtype="float32", seed: int = 0):
     return run
 
 
+def transcendental_floor(kind: str, size, dtype="float32", seed: int = 0):
+    """A function making the exp and tanh calls of one forward (:data:`TRANSCENDENTALS`) on
+    preallocated arrays of standard normal numbers (a step's pre-activations)."""
+    import numpy as np
+
+    steps, batch, hidden = size
+    rng = np.random.default_rng(seed)
+    calls = [(getattr(np, name), rng.standard_normal((steps, blocks, batch, hidden)).astype(dtype),
+              np.empty((blocks, batch, hidden), dtype)) for name, blocks in TRANSCENDENTALS[kind]]
+
+    def run():
+        for t in range(steps):
+            for function, inputs, out in calls:
+                function(inputs[t], out=out)
+
+    return run
+
+
 def numpy_worker(kind: str, size, threads: int, min_time: float, min_repeats: int) -> dict:
     """Time the NumPy cell (its default, fast path) and its matmul floor."""
     cell = cells.get(kind)
@@ -202,6 +238,7 @@ def numpy_worker(kind: str, size, threads: int, min_time: float, min_repeats: in
     return {
         "times": _time(step, min_time, min_repeats),
         "floor_times": _time(matmul_floor(kind, size), min_time, min_repeats),
+        "exp_times": _time(transcendental_floor(kind, size), min_time, min_repeats),
         "cache_bytes": cache_bytes(cache, [x, *params.values()]),
     }
 
@@ -307,6 +344,7 @@ def _row(point, results) -> dict:
                flops=matmul_flops(steps, batch, hidden, hidden, cell.gate_count),
                numpy=summarize([t for run in numpy_runs for t in run["times"]]),
                floor=summarize([t for run in numpy_runs for t in run["floor_times"]]),
+               exp=summarize([t for run in numpy_runs for t in run["exp_times"]]),
                cache_bytes=numpy_runs[0]["cache_bytes"], torch=None, saved_bytes=None,
                fused=None)
     if results.get("torch"):
@@ -340,7 +378,10 @@ def why_slower(row) -> str | None:
         reasons.append(f"per-step overhead at batch {batch}: {per_step_us:.0f} us a step "
                        "outside the matmuls, tens of NumPy calls of about 1 us each")
     elif floor_s < 0.75 * numpy_s:
-        reasons.append(f"elementwise work: {per_step_us:.0f} us a step outside the matmuls")
+        of_it = ("" if "exp" not in row else
+                 f", {row['exp']['median'] / steps * 1e6:.0f} us of it the exp and tanh calls")
+        reasons.append(f"elementwise work: {per_step_us:.0f} us a step outside the matmuls"
+                       + of_it)
     return "; ".join(reasons) or None
 
 
@@ -352,6 +393,14 @@ def _point(row) -> str:
 def x_floor(row) -> float:
     """NumPy's time over its own matmuls' time (the matmul floor)."""
     return row["numpy"]["median"] / row["floor"]["median"]
+
+
+def mm_plus_exp(row) -> float | None:
+    """(matmuls + exp/tanh calls) / matmuls, each timed alone: the lowest ``x_floor`` a kernel
+    making these calls can reach (``None`` for grids measured before it was)."""
+    if "exp" not in row:
+        return None
+    return (row["floor"]["median"] + row["exp"]["median"]) / row["floor"]["median"]
 
 
 # The speed targets the NumPy cells are held to (issue 15), each as (what, rows it covers,
@@ -380,9 +429,16 @@ def target_lines(rows) -> list[str]:
         line = f"  {what}: {len(covered) - len(missed)} of {len(covered)} points"
         if missed:
             line += " (missed: " + "; ".join(f"{_point(row)} {measure(row):.2f}x"
+                                             + _exp_floor_note(row, measure)
                                              for row in missed) + ")"
         lines.append(line)
     return lines
+
+
+def _exp_floor_note(row, measure) -> str:
+    """For a row over its matmul limit: how far the exp/tanh calls alone already take it."""
+    least = mm_plus_exp(row) if measure is x_floor else None
+    return "" if least is None else f", its matmuls and exp/tanh calls alone {least:.2f}x"
 
 
 UNSTEADY_SPREAD = 0.2  # an interquartile range wider than this share of the median
@@ -411,7 +467,8 @@ def _ms(summary) -> str:
 
 HEADER = (f"{'cell':5s} {'T':>5s} {'B':>3s} {'H':>4s} {'thr':>3s} "
           f"{'numpy ms [IQR]':>24s} {'torch ms [IQR]':>24s} {'ratio':>6s} {'GFLOP/s':>8s} "
-          f"{'mm share':>8s} {'x floor':>7s} {'cache MB':>8s} {'torch MB':>8s}  torch kernel")
+          f"{'mm share':>8s} {'x floor':>7s} {'mm+exp':>6s} {'cache MB':>8s} {'torch MB':>8s}"
+          "  torch kernel")
 
 
 def format_row(row) -> str:
@@ -421,11 +478,13 @@ def format_row(row) -> str:
     torch_part = _ms(row["torch"]) if row["torch"] else "(no torch class)"
     saved = "-" if row["saved_bytes"] is None else f"{row['saved_bytes'] / 1e6:8.2f}"
     kernel = "-" if row["fused"] is None else ("fused" if row["fused"] else "step by step")
+    least = mm_plus_exp(row)
     return (f"{row['title']:5s} {steps:5d} {batch:3d} {hidden:4d} {row['threads']:3d} "
             f"{_ms(row['numpy']):>24s} {torch_part:>24s} "
             f"{'-' if r is None else f'{r:.2f}':>6s} "
             f"{row['flops'] / row['numpy']['median'] / 1e9:8.1f} {share:8.0%} "
-            f"{x_floor(row):7.2f} {row['cache_bytes'] / 1e6:8.2f} {saved:>8s}  {kernel}")
+            f"{x_floor(row):7.2f} {'-' if least is None else f'{least:.2f}':>6s} "
+            f"{row['cache_bytes'] / 1e6:8.2f} {saved:>8s}  {kernel}")
 
 
 def report(rows, *, notes=()) -> str:
@@ -456,8 +515,10 @@ def machine_notes(load_before, load_after, cpus: int, threads) -> list[str]:
         f"library timed alone in its own process with {', '.join(THREAD_VARS)} set to the "
         "thread count; NumPy's BLAS uses exactly that many threads.",
         "mm share = time of the cell's matmuls alone (preallocated outputs) / NumPy's time; "
-        "x floor = its inverse; cache MB = the forward cache's arrays, torch MB = the tensors "
-        "autograd saves (inputs and parameters excluded from both).",
+        "x floor = its inverse; mm+exp = (the matmuls + the cell's exp and tanh calls, each "
+        "timed alone) / the matmuls, the lowest x floor a kernel making those calls can reach; "
+        "cache MB = the forward cache's arrays, torch MB = the tensors autograd saves (inputs "
+        "and parameters excluded from both).",
         f"machine: {cpus} CPU(s) available, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; load average {load_before:.2f} before, "
         f"{load_after:.2f} after.",
