@@ -595,6 +595,24 @@ def test_the_gradebook_is_rewritten_atomically_as_each_notebook_finishes(tmp_pat
     assert temporary == []  # no temporary file left beside the gradebook
 
 
+def test_a_trimmed_setup_cell_keeps_what_the_other_cells_use():
+    """setup_for, which spares the grader tests' kernels the imports nobody uses: an import
+    stays when a name it binds is used, any other statement when all the names it reads are
+    bound (the seed goes with ``import torch``)."""
+    setup = ("import matplotlib.pyplot as plt\nimport numpy as np\nimport torch\n\n"
+             "from companion.exercises import check, hint, use  # noqa: F401\n\n"
+             "torch.manual_seed(0)\nrng = np.random.default_rng(seed=0)  # every number")
+    used = names_used("def sigmoid(z):\n    return np.exp(z)\n\ncheck('sigmoid', sigmoid)")
+    assert used == {"sigmoid", "z", "np", "check"}
+    assert setup_for(setup, used) == ("import numpy as np\n"
+                                      "from companion.exercises import check, hint, use\n"
+                                      "rng = np.random.default_rng(seed=0)")
+    assert setup_for(setup, used | {"torch"}).splitlines()[1:4] == [
+        "import torch", "from companion.exercises import check, hint, use",
+        "torch.manual_seed(0)"]
+    assert names_used("def broken(z)\n    return z") == set()  # a syntax error runs nothing
+
+
 @pytest.mark.slow
 def test_every_solved_lesson_passes_through_the_grader(tmp_path):
     """Each real lesson, its stubs replaced by the reference solutions, earns every point:
