@@ -324,6 +324,58 @@ def test_fig_8_1_gives_the_printed_gradients_of_each_depth(built_book):
     assert f"{decay[0]} orders of magnitude every 10 steps, against {others}" in caption
 
 
+def test_fig_6_4_the_gru_is_the_slowest_cell_at_every_length(built_book):
+    """Fig. 6.4's caption against the step times chapter 6 prints under it (the shipped
+    sweep's): every cell's time grows with the length, the GRU's fastest, and the GRU is the
+    slowest cell at every length."""
+    build_dir, _ = built_book
+    text = _printed(build_dir, "06_lstm_vs_gru", "cell-20")
+    times = {int(length): dict((cell, float(ms)) for cell, ms in re.findall(
+        r"(\w+) (\d+\.\d) ms", rest)) for length, rest in re.findall(
+        r"^T =\s*(\d+): (.*)$", text, re.M)}
+    lengths = sorted(times)
+    assert len(lengths) >= 4 and all(set(times[t]) == {"rnn", "lstm", "gru"} for t in lengths)
+    caption = " ".join(dict(figure_captions(ROOT / "lessons" / "06_lstm_vs_gru.ipynb"))
+                       ["Fig. 6.4"].split())
+    assert ("the GRU's time grows fastest, and it is the slowest cell at every length"
+            in caption)
+    for cell in ("rnn", "lstm", "gru"):  # "time grows with the length"
+        assert [times[t][cell] for t in lengths] == sorted(times[t][cell] for t in lengths)
+    assert all(max(times[t], key=times[t].get) == "gru" for t in lengths), times
+    first, last = times[lengths[0]], times[lengths[-1]]
+    growth = {cell: last[cell] / first[cell] for cell in first}
+    assert max(growth, key=growth.get) == "gru", growth
+
+
+def test_figs_7_1_and_7_3_tell_what_chapter_7_printed(built_book):
+    """Fig. 7.1: the GRU ends ahead of the LSTM per step, in the lesson's run and in every
+    recorded seed. Fig. 7.3: a space is the easiest character, and punctuation and the first
+    letter of a word are "by far the hardest": the two highest perplexities for both models,
+    each at least twice any other class's."""
+    build_dir, _ = built_book
+    captions = dict(figure_captions(ROOT / "lessons" / "07_project.ipynb"))
+    fig_7_1, fig_7_3 = (" ".join(captions[n].split()) for n in ("Fig. 7.1", "Fig. 7.3"))
+    assert "Per step the GRU is ahead" in fig_7_1
+    final = dict(re.findall(r"^(\w+): validation perplexity .* (\d+\.\d+) after \d+ steps",
+                            _printed(build_dir, "07_project", "cell-10"), re.M))
+    seeds = re.findall(r"seed \d: LSTM (\d+\.\d+) \(\d+ ms\), GRU (\d+\.\d+)",
+                       _printed(build_dir, "07_project", "cell-10-seeds"))
+    assert set(final) == {"lstm", "gru"} and len(seeds) == 3, (final, seeds)
+    assert float(final["gru"]) < float(final["lstm"])
+    assert all(float(gru) < float(lstm) for lstm, gru in seeds), seeds
+    assert ("A space is nearly certain and a letter inside a word is predicted well; the first "
+            "letter of a word (which word comes next) and punctuation (where a phrase or "
+            "sentence ends) are by far the hardest.") in fig_7_3
+    rows = re.findall(r"^(\S.*?)\s+lstm:\s+(\d+\.\d+)\s+gru:\s+(\d+\.\d+)$",
+                      _printed(build_dir, "07_project", "cell-18"), re.M)
+    assert len(rows) == 5, rows
+    for column in (1, 2):
+        by_class = sorted(rows, key=lambda row: float(row[column]))
+        assert by_class[0][0] == "space", by_class
+        assert {by_class[-1][0], by_class[-2][0]} == {"punctuation", "first letter of a word"}
+        assert float(by_class[-2][column]) >= 2 * float(by_class[-3][column]), by_class
+
+
 def test_fig_3_4_tells_what_its_runs_printed(built_book):
     """Fig. 3.4's caption (seed 0 of chapter 3's runs at learning rate 0.5) against the lines
     the lesson prints under the figure."""
