@@ -271,6 +271,11 @@ def _printed(build_dir, lesson: str, cell_id: str) -> str:
     return "".join(o.text for o in cell.outputs if o.output_type == "stream")
 
 
+def _caption(lesson: str, number: str) -> str:
+    """A figure's caption in a lesson, its whitespace collapsed."""
+    return " ".join(dict(figure_captions(ROOT / "lessons" / f"{lesson}.ipynb"))[number].split())
+
+
 def _orders_of_magnitude_lost(build_dir, lesson: str, cell_id: str) -> dict[str, int]:
     """{row: how many orders of magnitude the printed |dL/dx| 99 steps back is below its value
     at the last step}, from a table of chapter 4 or 5 (four values a row: 0, 25, 50, 99 steps
@@ -315,8 +320,7 @@ def test_fig_8_1_gives_the_printed_gradients_of_each_depth(built_book):
     decay = [rows[depth][1] for depth in (1, 2, 3)]
     assert last[0] > last[1] > last[2], rows  # "less gradient reaches the most recent inputs"
     assert decay[0] > max(decay[1:]), rows  # "the single layer decays fastest"
-    caption = " ".join(dict(figure_captions(ROOT / "lessons" / "08_real_models.ipynb"))
-                       ["Fig. 8.1"].split())
+    caption = _caption("08_real_models", "Fig. 8.1")
     assert (f"at the last step {last[0]:g} for one layer, {last[1]:g} for two and {last[2]:g} "
             "for three") in caption
     others = (f"{decay[1]} for two and for three layers" if decay[1] == decay[2]
@@ -335,8 +339,7 @@ def test_fig_6_4_the_gru_is_the_slowest_cell_at_every_length(built_book):
         r"^T =\s*(\d+): (.*)$", text, re.M)}
     lengths = sorted(times)
     assert len(lengths) >= 4 and all(set(times[t]) == {"rnn", "lstm", "gru"} for t in lengths)
-    caption = " ".join(dict(figure_captions(ROOT / "lessons" / "06_lstm_vs_gru.ipynb"))
-                       ["Fig. 6.4"].split())
+    caption = _caption("06_lstm_vs_gru", "Fig. 6.4")
     assert ("the GRU's time grows fastest, and it is the slowest cell at every length"
             in caption)
     for cell in ("rnn", "lstm", "gru"):  # "time grows with the length"
@@ -353,8 +356,7 @@ def test_figs_7_1_and_7_3_tell_what_chapter_7_printed(built_book):
     letter of a word are "by far the hardest": the two highest perplexities for both models,
     each at least twice any other class's."""
     build_dir, _ = built_book
-    captions = dict(figure_captions(ROOT / "lessons" / "07_project.ipynb"))
-    fig_7_1, fig_7_3 = (" ".join(captions[n].split()) for n in ("Fig. 7.1", "Fig. 7.3"))
+    fig_7_1, fig_7_3 = (_caption("07_project", n) for n in ("Fig. 7.1", "Fig. 7.3"))
     assert "Per step the GRU is ahead" in fig_7_1
     final = dict(re.findall(r"^(\w+): validation perplexity .* (\d+\.\d+) after \d+ steps",
                             _printed(build_dir, "07_project", "cell-10"), re.M))
@@ -376,6 +378,39 @@ def test_figs_7_1_and_7_3_tell_what_chapter_7_printed(built_book):
         assert float(by_class[-2][column]) >= 2 * float(by_class[-3][column]), by_class
 
 
+def test_figs_1_2_3_2_and_3_3_tell_what_their_lessons_printed(built_book):
+    """Fig. 1.2: the random RNN's distance falls by orders of magnitude within a few dozen
+    steps, the latch's stays at least the printed smallest. Fig. 3.2: accuracy 1 for the
+    short gaps, chance (1/4) from 30 words back, the gradient's share falling with the gap.
+    Fig. 3.3: the wall where the lesson finds it."""
+    build_dir, _ = built_book
+    distances = {name: [float(v) for v in values.split()] for name, values in re.findall(
+        r"^(random initialisation|hand-set latch), H = \d+\s+(.*)$",
+        _printed(build_dir, "01_rnn", "cell-10"), re.M)}
+    random, latch = distances["random initialisation"], distances["hand-set latch"]
+    assert random[2] < 1e-3 * random[0], random  # t = 30 against t = 1
+    assert (f"keeps the two states at least {latch[-1]:.1f} apart for all 60 steps (the "
+            "smallest distance printed above)") in _caption("01_rnn", "Fig. 1.2")
+
+    accuracy = {int(gap): [float(a) for a in values.split(", ")] for gap, values in re.findall(
+        r"^gap\s+(\d+) .*held-out accuracy (.*)$",
+        _printed(build_dir, "03_vanishing", "cell-14"), re.M)}
+    assert sorted(accuracy) == [2, 5, 10, 20, 30, 40], accuracy
+    fig_3_2 = _caption("03_vanishing", "Fig. 3.2")
+    assert "stays at chance level (grey line) when it is 30 or more words back" in fig_3_2
+    assert all(a == 1.0 for gap in (2, 5, 10) for a in accuracy[gap]), accuracy
+    assert all(abs(a - 0.25) <= 0.05 for gap in (30, 40) for a in accuracy[gap]), accuracy
+    shares = [float(v) for v in re.search(r"share:\s+(.*)$", _printed(
+        build_dir, "03_vanishing", "cell-16"), re.M).group(1).split()]
+    assert len(shares) == 6 and shares == sorted(shares, reverse=True), shares
+
+    wall = float(re.search(r"the wall is at w = (\d\.\d+)", _printed(
+        build_dir, "03_vanishing", "cell-19")).group(1))
+    small = re.search(r"small for w below about (\d\.\d+)", _caption("03_vanishing",
+                                                                       "Fig. 3.3"))
+    assert small and abs(float(small.group(1)) - wall) < 1e-3, (small, wall)
+
+
 def test_fig_3_4_tells_what_its_runs_printed(built_book):
     """Fig. 3.4's caption (seed 0 of chapter 3's runs at learning rate 0.5) against the lines
     the lesson prints under the figure."""
@@ -388,8 +423,7 @@ def test_fig_3_4_tells_what_its_runs_printed(built_book):
     assert set(runs) == {"no clipping", "clipped"}, text
     _, fall_step, norm, _ = runs["no clipping"]
     clipped_low, _, clipped_norm, clipped_norm_step = runs["clipped"]
-    caption = " ".join(dict(figure_captions(ROOT / "lessons" / "03_vanishing.ipynb"))
-                       ["Fig. 3.4"].split())
+    caption = _caption("03_vanishing", "Fig. 3.4")
     near = int(re.search(r"near step (\d+), just as it starts to fall", caption).group(1))
     assert abs(near - fall_step) <= 3, (near, fall_step)  # the loss's lowest point, then the jump
     assert f"(up to norm {norm:.0f}, so steps of length up to {0.5 * round(norm):g})" in caption
