@@ -378,6 +378,17 @@ def test_figs_7_1_and_7_3_tell_what_chapter_7_printed(built_book):
         assert float(by_class[-2][column]) >= 2 * float(by_class[-3][column]), by_class
 
 
+def test_fig_2_1_s_orders_of_magnitude_are_the_printed_ones(built_book):
+    """Fig. 2.1: "the first input's term is nearly ten orders of magnitude smaller" than the
+    last input's, in the ratio of their norms that chapter 2 prints."""
+    build_dir, _ = built_book
+    ratio = float(re.search(r"\|\|C_1\|\| / \|\|C_30\|\| = (\S+):",
+                            _printed(build_dir, "02_bptt", "cell-09")).group(1))
+    assert "the first input's term is nearly ten orders of magnitude smaller" in _caption(
+        "02_bptt", "Fig. 2.1")
+    assert 1e-10 < ratio < 1e-9, ratio
+
+
 def test_figs_1_2_3_2_and_3_3_tell_what_their_lessons_printed(built_book):
     """Fig. 1.2: the random RNN's distance falls by orders of magnitude within a few dozen
     steps, the latch's stays at least the printed smallest. Fig. 3.2: accuracy 1 for the
