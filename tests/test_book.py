@@ -276,13 +276,16 @@ def _caption(lesson: str, number: str) -> str:
     return " ".join(dict(figure_captions(ROOT / "lessons" / f"{lesson}.ipynb"))[number].split())
 
 
+SCIENTIFIC = r"\d(?:\.\d+)?e[+-]\d+"  # a number as the lessons print it with :.0e or :.1e
+
+
 def _orders_of_magnitude_lost(build_dir, lesson: str, cell_id: str) -> dict[str, int]:
     """{row: how many orders of magnitude the printed |dL/dx| 99 steps back is below its value
     at the last step}, from a table of chapter 4 or 5 (four values a row: 0, 25, 50, 99 steps
     back)."""
     text = _printed(build_dir, lesson, cell_id)
-    number = r"\d(?:\.\d+)?e[+-]\d+"
     rows = {}
+    number = SCIENTIFIC
     for label, values in re.findall(rf"^(\S.*?)\s+((?:{number}\s+){{3}}{number})$", text, re.M):
         first, *_, last = map(float, values.split())
         rows[label] = round(math.log10(first / last))
@@ -296,9 +299,7 @@ def test_the_gradient_decay_in_figs_4_7_and_5_3_is_the_printed_one(built_book):
     ch5 = _orders_of_magnitude_lost(build_dir, "05_gru", "cell-17")
     assert ch4["LSTM, forget bias 0"] < ch4["RNN (tanh)"], ch4  # "a little more slowly"
     assert max(ch5["LSTM"], ch5["GRU"]) < ch5["RNN (tanh)"], ch5
-    captions = {**dict(figure_captions(ROOT / "lessons" / "04_lstm.ipynb")),
-                **dict(figure_captions(ROOT / "lessons" / "05_gru.ipynb"))}
-    fig_4_7, fig_5_3 = (" ".join(captions[number].split()) for number in ("Fig. 4.7", "Fig. 5.3"))
+    fig_4_7, fig_5_3 = _caption("04_lstm", "Fig. 4.7"), _caption("05_gru", "Fig. 5.3")
     assert (f"99 steps back it is {ch4['LSTM, forget bias 0']} orders of magnitude below its "
             f"value at the last step, the RNN's {ch4['RNN (tanh)']})") in fig_4_7
     assert (f"99 steps back it is {ch5['RNN (tanh)']} orders of magnitude below its value at "
@@ -312,7 +313,7 @@ def test_fig_8_1_gives_the_printed_gradients_of_each_depth(built_book):
     numbers printed."""
     build_dir, _ = built_book
     text = _printed(build_dir, "08_real_models", "9b1d6bb3")
-    number = r"\d(?:\.\d+)?e[+-]\d+"
+    number = SCIENTIFIC
     rows = {int(depth): (float(last), float(decay)) for depth, last, decay in re.findall(
         rf"^(\d) layer\(s\)\s+({number})(?:\s+{number}){{3}}\s+(\d+\.\d)$", text, re.M)}
     assert sorted(rows) == [1, 2, 3], text
