@@ -5,6 +5,13 @@ The rows of r and z are pre-scaled by -1 so that ``sigmoid(a) = 1 / (1 + exp(-a)
 ``exp``, one add and one division for both gates (see :mod:`companion.fast._ops`); the input
 projections of all steps are one matmul.
 "reset after" needs one recurrent matmul a step, "reset before" two, one after the other.
+
+As in :mod:`companion.fast.lstm`, the gate activations are stored **gate-major**,
+``(T, 3, B, H)``, so that the per-gate calls of a step (the sigmoid of r and z, the tanh of n,
+the update) and the backward's passes over all steps run on contiguous arrays; the matmuls keep
+torch's ``(B, 3H)`` layout, and one add a step moves the r and z pre-activations from it into
+``acts``.  (NumPy runs a call on a strided view, such as a column block of a ``(B, 3H)``
+array, through its general iterator, which is slower than on a contiguous one.)
 """
 
 from __future__ import annotations
@@ -18,9 +25,9 @@ from companion.fast._ops import SIGMOID_SCALE, sigmoid_of_scaled_
 def forward(x, state, params, *, reset="after"):
     """``x`` ``(T, B, D)``, ``state`` ``(h0,)``; returns ``(outputs, (h_T,), cache)``.
 
-    ``cache`` adds to ``x``, ``params``, ``reset`` and ``hs``: ``acts`` ``(T, B, 3H)`` (r, z, n)
-    and ``hn`` (after: :math:`W_{hn} h_{t-1} + b_{hn}`) or ``rh`` (before:
-    :math:`r_t \\odot h_{t-1}`), each ``(T, B, H)``.
+    ``cache`` adds to ``x``, ``params``, ``reset`` and ``hs``: ``acts`` ``(T, 3, B, H)``, the
+    gate activations r, z, n, gate-major, and ``hn`` (after: :math:`W_{hn} h_{t-1} + b_{hn}`)
+    or ``rh`` (before: :math:`r_t \\odot h_{t-1}`), each ``(T, B, H)``.
     """
     (h0,) = state
     steps, batch, input_size = x.shape
@@ -38,10 +45,13 @@ def forward(x, state, params, *, reset="after"):
 
     hs = _buffers.empty((steps + 1, batch, H), dtype)
     hs[0] = h0
-    acts = _buffers.empty((steps, batch, 3 * H), dtype)
-    acts_flat = acts.reshape(steps * batch, 3 * H)
-    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=acts_flat)
-    acts_flat += bias
+    # The input projections of all steps: one (T*B, D) @ (D, 3H) matmul, in torch's layout.
+    projections = _buffers.empty((steps, batch, 3 * H), dtype)
+    flat = projections.reshape(steps * batch, 3 * H)
+    np.matmul(x.reshape(steps * batch, input_size), w_ih.T, out=flat)
+    flat += bias
+    projections_by_gate = projections.reshape(steps, batch, 3, H).transpose(0, 2, 1, 3)
+    acts = _buffers.empty((steps, 3, batch, H), dtype)
     scratch = np.empty((batch, H), dtype)
     cache = {"x": x, "params": params, "reset": reset, "hs": hs, "acts": acts}
 
@@ -50,31 +60,34 @@ def forward(x, state, params, *, reset="after"):
             w_hh_t = np.ascontiguousarray(w_hh.T)
             b_hn = b_hh[2 * H :]
             recurrent = np.empty((batch, 3 * H), dtype)
+            recurrent_by_gate = recurrent.reshape(batch, 3, H).transpose(1, 0, 2)
             hn = cache["hn"] = _buffers.empty((steps, batch, H), dtype)
             for t in range(steps):
                 a = acts[t]
                 np.matmul(hs[t], w_hh_t, out=recurrent)
                 np.add(recurrent[:, 2 * H :], b_hn, out=hn[t])
-                rz = a[:, : 2 * H]
-                rz += recurrent[:, : 2 * H]
-                sigmoid_of_scaled_(rz)
-                r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-                n += np.multiply(r, hn[t], out=scratch)
+                np.add(projections_by_gate[t, :2], recurrent_by_gate[:2], out=a[:2])
+                sigmoid_of_scaled_(a[:2])
+                r, z, n = a
+                np.multiply(r, hn[t], out=n)
+                n += projections_by_gate[t, 2]
                 np.tanh(n, out=n)
                 _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
         else:
             w_rz_t = np.ascontiguousarray(w_hh[: 2 * H].T)
             w_hn_t = np.ascontiguousarray(w_hh[2 * H :].T)
             recurrent = np.empty((batch, 2 * H), dtype)
+            recurrent_by_gate = recurrent.reshape(batch, 2, H).transpose(1, 0, 2)
             rh = cache["rh"] = _buffers.empty((steps, batch, H), dtype)
             for t in range(steps):
                 a = acts[t]
-                rz = a[:, : 2 * H]
-                rz += np.matmul(hs[t], w_rz_t, out=recurrent)
-                sigmoid_of_scaled_(rz)
-                r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+                np.matmul(hs[t], w_rz_t, out=recurrent)
+                np.add(projections_by_gate[t, :2], recurrent_by_gate, out=a[:2])
+                sigmoid_of_scaled_(a[:2])
+                r, z, n = a
                 np.multiply(r, hs[t], out=rh[t])
-                n += np.matmul(rh[t], w_hn_t, out=scratch)
+                np.matmul(rh[t], w_hn_t, out=n)
+                n += projections_by_gate[t, 2]
                 np.tanh(n, out=n)
                 _update(n, z, hs[t], out=hs[t + 1], scratch=scratch)
     return _buffers.copy(hs[1:]), (hs[steps].copy(),), cache
@@ -95,7 +108,7 @@ def backward(d_outputs, d_state, cache):
     dtype = x.dtype
     (dh,) = d_state
 
-    r, z, n = (acts[:, :, k * H : (k + 1) * H] for k in range(3))
+    r, z, n = acts.transpose(1, 0, 2, 3)  # each (T, B, H)
     h_prevs = hs[:-1]
     # The local derivatives of all steps, in few passes and three new arrays.
     dh_to_da_n = np.multiply(n, n, out=_buffers.empty(n.shape, dtype))
@@ -107,14 +120,12 @@ def backward(d_outputs, d_state, cache):
     dh_to_da_z *= temp  # (h_prev - n) z (1 - z)
     r_local = np.multiply(r, r, out=temp)
     np.subtract(r, r_local, out=r_local)  # r (1 - r), times hn or h_prev below
-    z = _buffers.copy(z)
     w_hh = params["weight_hh"]
     da_hh = _buffers.empty((steps, batch, 3 * H), dtype)  # recurrent pre-activations' grads
     scratch = np.empty((batch, H), dtype)
 
     if cache["reset"] == "after":
         dn_to_da_r = np.multiply(r_local, cache["hn"], out=r_local)
-        r = _buffers.copy(r)
         da_n = _buffers.empty((steps, batch, H), dtype)
         recurrent = np.empty((batch, H), dtype)
         for t in range(steps - 1, -1, -1):
@@ -132,7 +143,6 @@ def backward(d_outputs, d_state, cache):
         return _input_gradients(x, params, da_hh, da_n, dh, dW_hh)
     else:
         drh_to_da_r = np.multiply(r_local, h_prevs, out=r_local)
-        r = _buffers.copy(r)
         w_rz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]
         d_rh = np.empty((batch, H), dtype)
         for t in range(steps - 1, -1, -1):
