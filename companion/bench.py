@@ -56,6 +56,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 from companion import cells
 
@@ -406,39 +408,51 @@ def mm_plus_exp(row) -> float | None:
 # The speed targets the NumPy cells are held to (issue 15), each as (what, rows it covers,
 # the measure, its limit).  Torch's LSTM is one fused kernel, so the LSTM is held to NumPy's
 # own limit (its matmuls) where the batch is large, and to a multiple of torch elsewhere.
+class Target(NamedTuple):
+    """A speed target: the rows it ``covers``, the ``measure`` compared with ``limit``, and
+    ``why``, which says (for a row that misses it) what that row can reach at best."""
+
+    what: str
+    covers: Callable[[dict], bool]
+    measure: Callable[[dict], float | None]
+    limit: float
+    why: Callable[[dict], str] | None = None
+
+
+def _exp_floor_note(row) -> str:
+    """For a row over its matmul limit: how far the exp/tanh calls alone already take it."""
+    least = mm_plus_exp(row)
+    return "" if least is None else f", its matmuls and exp/tanh calls alone {least:.2f}x"
+
+
 TARGETS = (
-    ("RNN and GRU at most torch's time", lambda r: r["kind"] in ("rnn", "gru"), ratio, 1.0),
-    ("LSTM at most 1.3x its own matmuls, batch >= 16",
-     lambda r: r["kind"] == "lstm" and r["size"][1] >= 16, x_floor, 1.3),
-    ("LSTM at most 2.5x torch, batch < 16",
-     lambda r: r["kind"] == "lstm" and r["size"][1] < 16, ratio, 2.5),
-    ("LSTM at most 1.5x torch, default size, 1 thread",
-     lambda r: r["kind"] == "lstm" and tuple(r["size"]) == DEFAULT_SIZE and r["threads"] == 1,
-     ratio, 1.5),
+    Target("RNN and GRU at most torch's time", lambda r: r["kind"] in ("rnn", "gru"), ratio, 1.0),
+    Target("LSTM at most 1.3x its own matmuls, batch >= 16",
+           lambda r: r["kind"] == "lstm" and r["size"][1] >= 16, x_floor, 1.3,
+           why=_exp_floor_note),
+    Target("LSTM at most 2.5x torch, batch < 16",
+           lambda r: r["kind"] == "lstm" and r["size"][1] < 16, ratio, 2.5),
+    Target("LSTM at most 1.5x torch, default size, 1 thread",
+           lambda r: r["kind"] == "lstm" and tuple(r["size"]) == DEFAULT_SIZE
+           and r["threads"] == 1, ratio, 1.5),
 )
 
 
 def target_lines(rows) -> list[str]:
     """One line per target that some row covers: how many points meet it, and which miss."""
     lines = []
-    for what, covers, measure, limit in TARGETS:
-        covered = [row for row in rows if covers(row) and measure(row) is not None]
+    for target in TARGETS:
+        covered = [row for row in rows if target.covers(row) and target.measure(row) is not None]
         if not covered:
             continue
-        missed = [row for row in covered if measure(row) > limit]
-        line = f"  {what}: {len(covered) - len(missed)} of {len(covered)} points"
+        missed = [row for row in covered if target.measure(row) > target.limit]
+        line = f"  {target.what}: {len(covered) - len(missed)} of {len(covered)} points"
         if missed:
-            line += " (missed: " + "; ".join(f"{_point(row)} {measure(row):.2f}x"
-                                             + _exp_floor_note(row, measure)
-                                             for row in missed) + ")"
+            line += " (missed: " + "; ".join(
+                f"{_point(row)} {target.measure(row):.2f}x"
+                + (target.why(row) if target.why else "") for row in missed) + ")"
         lines.append(line)
     return lines
-
-
-def _exp_floor_note(row, measure) -> str:
-    """For a row over its matmul limit: how far the exp/tanh calls alone already take it."""
-    least = mm_plus_exp(row) if measure is x_floor else None
-    return "" if least is None else f", its matmuls and exp/tanh calls alone {least:.2f}x"
 
 
 UNSTEADY_SPREAD = 0.2  # an interquartile range wider than this share of the median
