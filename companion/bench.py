@@ -410,26 +410,49 @@ def mm_plus_exp(row) -> float | None:
 # own limit (its matmuls) where the batch is large, and to a multiple of torch elsewhere.
 class Target(NamedTuple):
     """A speed target: the rows it ``covers``, the ``measure`` compared with ``limit``, and
-    ``why``, which says (for a row that misses it) what that row can reach at best."""
+    ``why(row, rows)``, which says for a row that misses it what that row can reach at best."""
 
     what: str
     covers: Callable[[dict], bool]
     measure: Callable[[dict], float | None]
     limit: float
-    why: Callable[[dict], str] | None = None
+    why: Callable[[dict, list], str] | None = None
 
 
-def _exp_floor_note(row) -> str:
-    """For a row over its matmul limit: how far the exp/tanh calls alone already take it."""
+def _floor_notes(row, rows) -> str:
+    """For a row over its matmul limit: how far the exp/tanh calls alone already take it and,
+    with more than one thread, how far the work NumPy runs on one core does."""
     least = mm_plus_exp(row)
-    return "" if least is None else f", its matmuls and exp/tanh calls alone {least:.2f}x"
+    note = "" if least is None else f", its matmuls and exp/tanh calls alone {least:.2f}x"
+    one_core = one_core_bound(row, rows)
+    if one_core is not None:
+        note += (f", its matmuls plus its 1-thread time outside them (NumPy's elementwise "
+                 f"calls run on one core) {one_core:.2f}x")
+    return note
+
+
+def one_core_bound(row, rows) -> float | None:
+    """For a row with more than one thread: (its matmuls + the 1-thread row's time outside
+    its matmuls) / its matmuls, the x floor it would reach if only the matmuls sped up.
+
+    NumPy's elementwise functions run on one core whatever the BLAS thread count, so the time
+    a cell spends outside its matmuls with 1 thread is, roughly, what it still spends with 2.
+    """
+    if row["threads"] == 1:
+        return None
+    single = next((other for other in rows if other["kind"] == row["kind"]
+                   and other["size"] == row["size"] and other["threads"] == 1), None)
+    if single is None:
+        return None
+    outside = single["numpy"]["median"] - single["floor"]["median"]
+    return 1 + outside / row["floor"]["median"]
 
 
 TARGETS = (
     Target("RNN and GRU at most torch's time", lambda r: r["kind"] in ("rnn", "gru"), ratio, 1.0),
     Target("LSTM at most 1.3x its own matmuls, batch >= 16",
            lambda r: r["kind"] == "lstm" and r["size"][1] >= 16, x_floor, 1.3,
-           why=_exp_floor_note),
+           why=_floor_notes),
     Target("LSTM at most 2.5x torch, batch < 16",
            lambda r: r["kind"] == "lstm" and r["size"][1] < 16, ratio, 2.5),
     Target("LSTM at most 1.5x torch, default size, 1 thread",
@@ -450,7 +473,7 @@ def target_lines(rows) -> list[str]:
         if missed:
             line += " (missed: " + "; ".join(
                 f"{_point(row)} {target.measure(row):.2f}x"
-                + (target.why(row) if target.why else "") for row in missed) + ")"
+                + (target.why(row, rows) if target.why else "") for row in missed) + ")"
         lines.append(line)
     return lines
 

@@ -109,7 +109,9 @@ def test_targets_count_the_points_that_meet_them_and_name_those_that_miss():
         "thread(s) 2.00x; RNN T=50 B=1 H=32 2 thread(s) 2.00x)",
         "  LSTM at most 1.3x its own matmuls, batch >= 16: 0 of 2 points (missed: LSTM T=100 "
         "B=32 H=128 1 thread(s) 2.00x, its matmuls and exp/tanh calls alone 1.20x; LSTM T=100 "
-        "B=32 H=128 2 thread(s) 2.00x, its matmuls and exp/tanh calls alone 1.20x)",
+        "B=32 H=128 2 thread(s) 2.00x, its matmuls and exp/tanh calls alone 1.20x, its "
+        "matmuls plus its 1-thread time outside them (NumPy's elementwise calls run on one "
+        "core) 2.00x)",
         "  LSTM at most 2.5x torch, batch < 16: 2 of 2 points",
         "  LSTM at most 1.5x torch, default size, 1 thread: 0 of 1 points (missed: LSTM T=100 "
         "B=32 H=128 1 thread(s) 2.00x)",
@@ -117,6 +119,18 @@ def test_targets_count_the_points_that_meet_them_and_name_those_that_miss():
     assert "Targets (medians" in bench.report(rows)
     cifg_only = [row for row in rows if row["kind"] == "cifg"]  # no target covers the CIFG
     assert bench.target_lines(cifg_only) == [] and "Targets" not in bench.report(cifg_only)
+
+
+def test_one_core_bound_adds_the_1_thread_time_outside_the_matmuls_to_the_2_thread_matmuls():
+    def row(threads, numpy_ms, floor_ms, size=(100, 32, 128)):
+        return {"kind": "lstm", "size": list(size), "threads": threads,
+                "numpy": {"median": numpy_ms / 1e3}, "floor": {"median": floor_ms / 1e3}}
+
+    one, two = row(1, 45.0, 33.0), row(2, 30.0, 18.0)
+    other_size = row(1, 90.0, 20.0, size=(100, 64, 256))
+    assert bench.one_core_bound(two, [other_size, one, two]) == pytest.approx(1 + 12 / 18)
+    assert bench.one_core_bound(one, [one, two]) is None  # 1 thread: nothing to add
+    assert bench.one_core_bound(two, [other_size, two]) is None  # no 1-thread twin measured
 
 
 def test_unsteady_points_are_those_whose_repeats_spread_over_a_fifth_of_their_median():
