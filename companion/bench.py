@@ -461,14 +461,21 @@ TARGETS = (
 )
 
 
+def target_results(rows) -> list[tuple[Target, list[dict], list[dict]]]:
+    """For each target that some row covers: ``(target, covered rows, rows that miss it)``."""
+    results = []
+    for target in TARGETS:
+        covered = [row for row in rows if target.covers(row) and target.measure(row) is not None]
+        if covered:
+            results.append((target, covered,
+                            [row for row in covered if target.measure(row) > target.limit]))
+    return results
+
+
 def target_lines(rows) -> list[str]:
     """One line per target that some row covers: how many points meet it, and which miss."""
     lines = []
-    for target in TARGETS:
-        covered = [row for row in rows if target.covers(row) and target.measure(row) is not None]
-        if not covered:
-            continue
-        missed = [row for row in covered if target.measure(row) > target.limit]
+    for target, covered, missed in target_results(rows):
         line = f"  {target.what}: {len(covered) - len(missed)} of {len(covered)} points"
         if missed:
             line += " (missed: " + "; ".join(

@@ -244,13 +244,18 @@ def test_quick_command_runs_in_subprocesses_on_a_tiny_size():
 
 
 BENCH_DATA = ROOT / "book" / "_data" / "bench"
-LATEST, PREVIOUS = "grid-2026-11-30-17-26.json", "grid-2026-11-30-10-16.json"
-EARLIER, FIRST = "grid-2026-11-30-07-08.json", "grid-2026-11-30-06-52.json"
+LATEST = "grid-2026-11-30-20-31.json"
+GRU_GATE_MAJOR = "2026-11-30T19:41Z"  # grids started from then on time the gate-major GRU
+
+
+def _records() -> dict[str, dict]:
+    """Every shipped grid's --json output, by file name, oldest first."""
+    return {path.name: json.loads(path.read_text())
+            for path in sorted(BENCH_DATA.glob("grid-*.json"))}
 
 
 def _grids() -> dict[str, list[dict]]:
-    return {path.name: json.loads(path.read_text())["rows"]
-            for path in sorted(BENCH_DATA.glob("grid-*.json"))}
+    return {name: record["rows"] for name, record in _records().items()}
 
 
 def _point(rows, kind, size, threads):
@@ -282,80 +287,87 @@ def _over_torch(rows):
                   if r["kind"] in ("rnn", "gru") and bench.ratio(r) > 1.0)
 
 
-def _us_a_step(row, seconds) -> float:
-    return seconds / row["size"][0] * 1e6
+def _targets_table(records) -> list[str]:
+    """The README's table: for each shipped grid, how many points met each target."""
+    header = ["grid finished (UTC)"] + [target.what for target in bench.TARGETS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in records.values():
+        counts = {target.what: f"{len(covered) - len(missed)} of {len(covered)}"
+                  for target, covered, missed in bench.target_results(record["rows"])}
+        marks = [mark for mark, applies in (
+            ("loaded", any(note.startswith("WARNING") for note in record["notes"])),
+            ("GRU before gate-major", (record["started"] or "") < GRU_GATE_MAJOR)) if applies]
+        when = record["finished"][11:16] + (f" ({', '.join(marks)})" if marks else "")
+        lines.append("| " + " | ".join([when] + [counts[what] for what in header[1:]]) + " |")
+    return lines
 
 
-def _room_for_other_calls(row, limit=1.3):
-    """(us a step the 1.3x limit leaves the calls other than matmuls and exp/tanh, us a step
-    they take): NumPy = matmuls + exp/tanh + the rest."""
-    matmuls, numpy_s, exp = (row[key]["median"] for key in ("floor", "numpy", "exp"))
-    return (_us_a_step(row, (limit - 1) * matmuls - exp),
-            _us_a_step(row, numpy_s - matmuls - exp))
-
-
-def _speed_claims(grids):
+def _speed_claims(records):
     """(a phrase of the README's reading of the grids, whether the shipped grids bear it out)."""
-    latest, previous, first = grids[LATEST], grids[PREVIOUS], grids[FIRST]
-    default, big, batch1, batch8 = (100, 32, 128), (100, 64, 256), (50, 1, 32), (1000, 8, 64)
+    grids = {name: record["rows"] for name, record in records.items()}
+    latest = grids[LATEST]
+    since_gru = [rows for name, rows in grids.items()
+                 if (records[name]["started"] or "") >= GRU_GATE_MAJOR]
+    default, batch1, batch8 = (100, 32, 128), (50, 1, 32), (1000, 8, 64)
 
     def fmt(value):
         return f"{value:.2f}x"
 
-    def across(size, threads, measure=bench.x_floor):
-        values = [measure(_point(rows, "lstm", size, threads)) for rows in grids.values()]
+    def across(kind, size, threads, measure, rows_list=None):
+        values = [measure(_point(rows, kind, size, threads))
+                  for rows in (rows_list or grids.values())]
         return f"{fmt(min(values))}–{fmt(max(values))}"
 
-    def at(rows, size, threads, measure=bench.ratio, kind="lstm"):
-        return fmt(measure(_point(rows, kind, size, threads)))
-
-    allowed_2, others_2 = _room_for_other_calls(_point(latest, "lstm", default, 2))
-    allowed_1, others_1 = _room_for_other_calls(_point(latest, "lstm", default, 1))
+    over = {name: _over_torch(rows) for name, rows in grids.items()}
+    missed_points = {point for points in over.values() for point in points}
+    worst_over = max(bench.ratio(_point(rows, *point)) for rows in grids.values()
+                     for point in _over_torch(rows))
+    one, two = _point(latest, "lstm", default, 1), _point(latest, "lstm", default, 2)
+    outside_1 = one["numpy"]["median"] - one["floor"]["median"]
+    allowed = 0.3 * two["floor"]["median"]
     small_batch = [bench.why_slower(r) for r in latest
-                   if r["kind"] == "lstm" and r["size"][1] < 16]
+                   if r["kind"] == "lstm" and r["size"][1] < 16 and bench.why_slower(r)]
     overheads = [int(n) for why in small_batch for n in re.findall(r"(\d+) us a step", why)]
+    small_missed = sum(bench.ratio(_point(rows, "lstm", size, n)) > 2.5
+                       for rows in grids.values() for size in (batch1, batch8) for n in (1, 2))
     return [
-        (f"took {at(previous, big, 2, kind='rnn')} and {at(previous, big, 2, kind='gru')} "
-         "torch's time in the grid that finished at 10:16",
-         _over_torch(latest) == [("gru", big, 2), ("rnn", big, 2)]),
-        ("at or below torch's time at every point but those two, in this grid; in the grids "
-         "that finished at 07:08 and 10:16 at every point",
-         _over_torch(grids[EARLIER]) == _over_torch(previous) == []),
-        (f"but the GRU at (100, 64, 256) ({at(first, big, 1, kind='gru')} torch's time with 1 "
-         f"thread and {at(first, big, 2, kind='gru')} with 2)",
-         _over_torch(first) == [("gru", big, 1), ("gru", big, 2)]),
-        (f"default size with 1 thread ({at(latest, default, 1)} here)",
-         bench.ratio(_point(latest, "lstm", default, 1)) <= 1.5),
-        ("within 1.3x its own matmuls at (200, 16, 512) with 1 and 2 threads and at "
-         "(100, 64, 256) with 1 thread in all four grids",
-         len(grids) == 4 and all(bench.x_floor(_point(rows, "lstm", size, threads)) <= 1.3
-                                 for rows in grids.values()
-                                 for size, threads in [((200, 16, 512), 1),
-                                                       ((200, 16, 512), 2), (big, 1)])),
-        (f"({across(big, 2)} and {across(default, 1)} across the four)", True),
-        (f"({at(latest, default, 2, bench.x_floor)} here, {across(default, 2)} across the four)",
+        (f"at or below torch's time at every point in {sum(not v for v in over.values())} of "
+         f"the {len(grids)} grids", True),
+        ("the points that missed were all at (100, 64, 256), by at most "
+         f"{worst_over - 1:.0%}", {size for _, size, _ in missed_points} == {(100, 64, 256)}),
+        (f"the GRU took {across('gru', (100, 64, 256), 2, bench.ratio, since_gru)} torch's "
+         f"time there with 2 threads in the {len(since_gru)} grids since", len(since_gru) >= 2),
+        (f"within 1.5x torch at the default size with 1 thread in every grid "
+         f"({across('lstm', default, 1, bench.ratio)})",
+         all(bench.ratio(_point(rows, "lstm", default, 1)) <= 1.5 for rows in grids.values())),
+        (f"{small_missed} of its {4 * len(grids)} points at batch 1 and 8 across the grids "
+         "(none in the latest)",
+         all(bench.ratio(_point(latest, "lstm", size, n)) <= 2.5
+             for size in (batch1, batch8) for n in (1, 2))),
+        (f"some {min(overheads)} to {max(overheads)} us a step outside the matmuls in the "
+         "latest grid", len(overheads) == 4 and min(overheads) >= 10 and max(overheads) <= 50),
+        (f"with 1 thread {across('lstm', default, 1, bench.x_floor)}", True),
+        (f"with 2 threads {across('lstm', default, 2, bench.x_floor)}",
          all(bench.x_floor(_point(rows, "lstm", default, 2)) > 1.3 for rows in grids.values())),
-        (f"together take {at(latest, default, 2, bench.mm_plus_exp)} the matmuls' time",
-         True),
-        (f"the 1.3x limit leaves {allowed_2:.0f} us a step for the twenty-odd other NumPy "
-         f"calls, which take {others_2:.0f} us a step here", 0 < allowed_2 < others_2 / 2),
-        (f"({allowed_1:.0f} us a step against {others_1:.0f})", allowed_2 < allowed_1 < others_1),
-        (f"within the 2.5x target ({at(latest, batch8, 1)} and {at(latest, batch8, 2)} torch)",
-         all(bench.ratio(_point(latest, "lstm", batch8, n)) <= 2.5 for n in (1, 2))),
-        (f"too in this grid ({at(latest, batch1, 1)} and {at(latest, batch1, 2)}; it was "
-         f"{at(previous, batch1, 1)} at batch 1 with 1 thread at 10:16)",
-         all(bench.ratio(_point(latest, "lstm", batch1, n)) <= 2.5 for n in (1, 2))
-         and bench.ratio(_point(previous, "lstm", batch1, 1)) > 2.5),
-        ("some 20 to 40 us a step outside the matmuls",
-         len(overheads) == 4 and all(20 <= n <= 40 for n in overheads)),
+        (f"come to {fmt(bench.one_core_bound(two, latest))} its 2-thread matmuls' time in the "
+         f"latest grid (it took {fmt(bench.x_floor(two))})", True),
+        (f"to {allowed * 1e3:.1f} ms, from {outside_1 * 1e3:.1f} ms with 1 thread",
+         allowed < outside_1 * 0.6),
+        (f"the exp and tanh calls alone take {one['exp']['median'] * 1e3:.1f} ms",
+         one["exp"]["median"] < outside_1),
     ]
 
 
 def test_the_readme_reads_the_shipped_grids_as_they_are():
-    """Each number of the README's "Read single points with care" and "What the grid shows" is
-    computed here from the four grids of book/_data/bench."""
-    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    claims = _speed_claims(_grids())
+    """The README's table of targets met, grid by grid, and each number of its reading of the
+    grids, are computed here from the grids of book/_data/bench."""
+    records = _records()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = _targets_table(records)
+    assert "\n".join(table) in readme, "the README's table of targets should read:\n" + "\n".join(
+        table)
+    text = " ".join(readme.split())
+    claims = _speed_claims(records)
     missing = [phrase for phrase, _ in claims if phrase not in text]
     assert not missing, f"the README does not say what the shipped grids give: {missing}"
     assert all(holds for _, holds in claims), [phrase for phrase, holds in claims if not holds]
