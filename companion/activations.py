@@ -1,7 +1,8 @@
 r"""Numerically stable activations and their derivatives.
 
 Every gate of an LSTM or a GRU is a logistic sigmoid and every candidate state is a
-:math:`\tanh`, so these four functions are used by every cell in the companion.
+:math:`\tanh`: these are the four functions of the book's equations (the readable cell steps
+call :func:`sigmoid`; the fast kernels compute both from ``exp``, :mod:`companion.fast._ops`).
 
 .. math::
 
@@ -12,7 +13,7 @@ Every gate of an LSTM or a GRU is a logistic sigmoid and every candidate state i
     \tanh'(z) = 1 - \tanh^2(z) \le 1.
 
 The derivatives take the *pre-activation* ``z``, as in the book's equations
-:math:`\partial \sigma(z)/\partial z`. Both functions accept any array (or scalar) and keep
+:math:`\partial \sigma(z)/\partial z`. All four accept any array (or scalar) and keep
 float32 as float32.
 """
 

@@ -18,7 +18,8 @@ direction and ``outputs[..., H:]`` the reverse one.
 **Variable lengths.** ``lengths[b]`` valid steps in sequence ``b`` (any order, like
 ``pack_padded_sequence(..., enforce_sorted=False)``). A step past the end leaves the state
 unchanged, :math:`h_t = m_{t,b}\, \mathrm{cell}(x_t, h_{t-1}) + (1 - m_{t,b})\, h_{t-1}` with the
-mask :math:`m_{t,b} = [t < L_b]`, and writes a zero output (as ``pad_packed_sequence``
+mask :math:`m_{t,b} = [t \le L_b]` (steps counted from 1: the code's 0-based
+``x[t]`` is valid when ``t < lengths[b]``), and writes a zero output (as ``pad_packed_sequence``
 returns). Backward, the same mask splits the gradient reaching :math:`h_t`: the part of a
 padded step goes straight to :math:`h_{t-1}`, the rest through the cell.
 

@@ -102,7 +102,8 @@ def init_params(
             cell starts out remembering: :math:`f_t \approx \sigma(1) \approx 0.73`).
             With ``0.0`` (default) the biases keep PyTorch's random init.
         peephole: add ``weight_peep_i``, ``weight_peep_f``, ``weight_peep_o`` (each ``(H,)``,
-            drawn from the same uniform after the other parameters).
+            drawn from the same uniform, from a generator of their own, so that the other
+            parameters are those drawn without peepholes).
 
     Returns:
         ``{"weight_ih": (4H, D), "weight_hh": (4H, H), "bias_ih": (4H,), "bias_hh": (4H,)}``

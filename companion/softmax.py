@@ -46,6 +46,6 @@ def sample_with_temperature(logits, temperature, u):
     probs = np.exp(scaled)
     probs = probs / probs.sum(axis=1, keepdims=True)
     cdf = np.cumsum(probs, axis=1)
-    samples = (cdf < u[:, None]).sum(axis=1)  # how many characters lie entirely below u
+    samples = (cdf <= u[:, None]).sum(axis=1)  # how many characters end at or below u
     samples = np.minimum(samples, probs.shape[1] - 1)  # in case rounding left cdf[-1] < u
     return probs, samples

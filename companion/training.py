@@ -172,7 +172,7 @@ def train(model: nn.Module, next_batch: Callable, loss_of: Callable, *, steps: i
         loss = loss_of(model, batch)
         opt.zero_grad()
         loss.backward()
-        # With max_norm=inf this only measures the norm; it never rescales.
+        # With max_norm=inf this only measures the norm; it never rescales a finite one.
         norm = torch.nn.utils.clip_grad_norm_(
             parameters, clip_norm if clip_norm is not None else math.inf)
         history.loss.append(loss.item())

@@ -396,6 +396,11 @@ def test_sampling_is_the_inverse_cdf_of_rng_choice():
     # temperature -> 0 is greedy
     _, greedy = softmax.sample_with_temperature(logits, 1e-3, np.full(300, 0.5))
     np.testing.assert_array_equal(greedy, logits.argmax(axis=1))
+    # u on a boundary: the first character whose cumulative probability *exceeds* u, as in
+    # rng.choice, so a character of probability 0 (here exp(-1000) underflows) is never drawn
+    _, (first,) = softmax.sample_with_temperature(np.array([[-1000.0, 0.0, 0.0]]), 1.0,
+                                                  np.zeros(1))
+    assert first == 1
 
 
 def test_char_model_trains_and_generates_reproducibly():

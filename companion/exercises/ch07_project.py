@@ -192,7 +192,7 @@ register(
                 "counted_above",
                 _sample_counted_above,
                 "(cdf > u).sum() counts the characters from the chosen one to the end. Count "
-                "those whose cumulative probability is below u: (cdf < u[:, None]).sum(axis=1).",
+                "those whose cumulative probability is at most u: (cdf <= u[:, None]).sum(axis=1).",
             ),
             Mutant(
                 "overflowing_softmax",
