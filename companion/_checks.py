@@ -38,7 +38,8 @@ def check_finite(name: str, array: np.ndarray) -> None:
 
 
 def compute_dtype(*arrays: np.ndarray) -> np.dtype:
-    """float32 if every floating input is float32 (integers count as float64), else float64."""
+    """float32 if NumPy promotes the inputs and float32 to float32 (float32 with 8- and 16-bit
+    integers; 32- and 64-bit integers count as float64), else float64."""
     dtype = np.result_type(*arrays, np.float32)
     return np.dtype(np.float64) if dtype.itemsize > 4 else np.dtype(np.float32)
 

@@ -249,13 +249,15 @@ register(
                 "third_block",
                 lambda ih, hh, v: _set_rows(ih, hh, v, start=2),
                 "rows 2H:3H are the cell candidate g in PyTorch's order i, f, g, o (the "
-                "forget gate comes third only in TensorFlow's raw LSTM cell). Use rows H:2H.",
+                "forget gate comes third in other layouts, such as ONNX's i, o, f, c). Use rows "
+                "H:2H.",
             ),
             Mutant(
                 "both_biases_set",
                 lambda ih, hh, v: _set_rows(ih, hh, v, start=1, hh=v),
-                "the gate adds bias_ih and bias_hh, so setting both to value starts the "
-                "forget gate at 2 * value. Set bias_hh's forget rows to 0.",
+                "the gate adds bias_ih and bias_hh, so setting both to value gives the forget "
+                "gate a total bias of 2 * value (f near sigma(2 value), not sigma(value)). Set "
+                "bias_hh's forget rows to 0.",
             ),
             Mutant(
                 "hh_left_random",
@@ -266,9 +268,9 @@ register(
             Mutant(
                 "added_not_set",
                 _bias_added,
-                "you added value to the random initial bias. The forget gate should start "
-                "at exactly sigma(value): set bias_ih's forget rows to value and bias_hh's "
-                "to 0.",
+                "you added value to the random initial bias. The forget gate's total bias "
+                "should be exactly value (so that f starts near sigma(value)): set bias_ih's "
+                "forget rows to value and bias_hh's to 0.",
             ),
         ),
         hints=(

@@ -110,6 +110,10 @@ def _sampling_cases(rng):
                             (10, 5, 0.5, 400.0)]:  # 400 / 0.5: a naive exp overflows
         cases.append({"logits": 1.5 * rng.standard_normal((B, V)) + offset, "temperature": T,
                       "u": rng.random(B)})
+    # u on a boundary: u = 0, and a first character of probability 0 (exp(-1000) underflows),
+    # which the first character whose cumulative probability *exceeds* u never is
+    cases.append({"logits": np.array([[-1000.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), "temperature": 1.0,
+                  "u": np.array([0.0, 0.5])})
     return cases
 
 
@@ -120,7 +124,7 @@ def _softmax(z):
 
 
 def _inverse_cdf(probs, u):
-    return np.minimum((np.cumsum(probs, axis=1) < u[:, None]).sum(axis=1), probs.shape[1] - 1)
+    return np.minimum((np.cumsum(probs, axis=1) <= u[:, None]).sum(axis=1), probs.shape[1] - 1)
 
 
 def _sample_overflowing(logits, temperature, u):
@@ -147,6 +151,11 @@ def _sample_greedy(logits, temperature, u):
 def _sample_not_cumulative(logits, temperature, u):
     probs = _softmax(logits / temperature)
     return probs, (probs > u[:, None]).argmax(axis=1)
+
+
+def _sample_reaching_u(logits, temperature, u):
+    probs = _softmax(logits / temperature)
+    return probs, (np.cumsum(probs, axis=1) < u[:, None]).sum(axis=1)
 
 
 def _sample_counted_above(logits, temperature, u):
@@ -195,6 +204,14 @@ register(
                 "those whose cumulative probability is at most u: (cdf <= u[:, None]).sum(axis=1).",
             ),
             Mutant(
+                "reaching_u",
+                _sample_reaching_u,
+                "right except on a boundary: with u = 0 and a first character of probability "
+                "0 you drew that character. Take the first whose cumulative probability "
+                "exceeds u, i.e. count those whose cumulative probability is at most u: "
+                "(cdf <= u[:, None]).sum(axis=1), as rng.choice does.",
+            ),
+            Mutant(
                 "overflowing_softmax",
                 _sample_overflowing,
                 "np.exp(logits / T) overflows for large logits (here 400 / 0.5 = 800; "
@@ -206,7 +223,7 @@ register(
             "Divide the logits by the temperature and take a softmax of each row (subtract "
             "the row's maximum before np.exp). Then split [0, 1) into V intervals whose "
             "lengths are the probabilities: u[b] falls into the interval of the sample.",
-            "cdf = np.cumsum(probs, axis=1); samples = (cdf < u[:, None]).sum(axis=1), "
+            "cdf = np.cumsum(probs, axis=1); samples = (cdf <= u[:, None]).sum(axis=1), "
             "capped at V - 1 in case rounding leaves cdf[:, -1] a hair below 1.",
         ),
         equation="eq. (7.4), chapter 7",
