@@ -64,7 +64,7 @@ MADE_ONCE = ("lab", "book_site", "pdf", "graded")  # expensive fixtures: all the
 COST_HINTS = {  # unit -> rough seconds in a full run (2 cores, 2026-11-30); only the order
     # depends on them. Modules not listed count 1 s; "tests/test_grader.py" is the hint for
     # each of its tests (each its own unit), the kernel-running ones taking 4-10 s.
-    "tests/test_lab.py": 108, "tests/test_browser.py": 63, "tests/test_pdf.py": 61,
+    "tests/test_lab.py": 118, "tests/test_browser.py": 63, "tests/test_pdf.py": 61,
     "tests/test_grader.py::TestOneClassGradedAtOnce": 40,
     "tests/test_grader.py::test_every_solved_lesson_passes_through_the_grader": 16,
     "tests/test_exercises.py": 15, "tests/test_book.py": 13, "tests/test_diagrams.py": 7,

@@ -409,6 +409,34 @@ def test_run_all_with_a_wrong_answer_reaches_the_last_cell_and_shows_the_failure
     assert not page_errors, page_errors
 
 
+def test_a_lesson_opens_from_its_url(browser, lab):
+    """``jupyter lab lessons/00_warmup.ipynb``, or a bookmarked link, opens a lesson from its
+    URL in a new JupyterLab page (here in a workspace of its own, so that the tab above is left
+    alone): it opens that lesson, settles as from the file browser, logs no error and is not
+    marked modified."""
+    path = LESSONS[0]
+    tab = browser.new_page()
+    log = bt.record(tab, f"{lab}lab")
+    try:
+        tab.goto(f"{lab}lab/workspaces/from-url/tree/lessons/{path.name}?reset",
+                 wait_until="load")
+        tab.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
+        tab.evaluate("async () => { await window.jupyterapp.restored; }")
+        settle(tab, path)
+        opened = tab.evaluate("() => window.jupyterapp.shell.currentWidget.context.path")
+        facts = tab.evaluate(LAB_FACTS)
+        # A fresh page's debugger asks the new kernel for its debug info; shutting the kernel
+        # down before the reply would cancel that request (an uncaught error, not the lesson's).
+        tab.wait_for_function(REQUESTS_ANSWERED, timeout=30_000)
+        close_and_shut_down(tab)
+    finally:
+        tab.close()
+    assert opened == f"lessons/{path.name}"
+    assert not log.problems(), "\n  ".join(log.problems())
+    title = re.search(r"^# (.+)$", markdown(path), re.M).group(1).strip()
+    assert title in facts["text"] and facts["dirty"] == 0
+
+
 BROKEN_MARKDOWN = (
     "# Broken on purpose\n\nInline $\\frac{1}{$ math, then a display:\n\n"
     "$$ x = \\nosuchmacro{y} \\tag{9.1} $$\n\nAnd a citation {cite:p}`nosuchkey2099`.")
