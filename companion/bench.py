@@ -405,9 +405,6 @@ def mm_plus_exp(row) -> float | None:
     return (row["floor"]["median"] + row["exp"]["median"]) / row["floor"]["median"]
 
 
-# The speed targets the NumPy cells are held to (issue 15), each as (what, rows it covers,
-# the measure, its limit).  Torch's LSTM is one fused kernel, so the LSTM is held to NumPy's
-# own limit (its matmuls) where the batch is large, and to a multiple of torch elsewhere.
 class Target(NamedTuple):
     """A speed target: the rows it ``covers``, the ``measure`` compared with ``limit``, and
     ``why(row, rows)``, which says for a row that misses it what that row can reach at best."""
@@ -448,6 +445,9 @@ def one_core_bound(row, rows) -> float | None:
     return 1 + outside / row["floor"]["median"]
 
 
+# The speed targets the NumPy cells are held to (issue 15).  Torch's LSTM is one fused kernel,
+# so the LSTM is held to NumPy's own limit (its matmuls) where the batch is large, and to a
+# multiple of torch elsewhere.
 TARGETS = (
     Target("RNN and GRU at most torch's time", lambda r: r["kind"] in ("rnn", "gru"), ratio, 1.0),
     Target("LSTM at most 1.3x its own matmuls, batch >= 16",
