@@ -436,3 +436,112 @@ def test_the_warm_up_lesson_with_wrong_answers_runs_to_the_end():
         assert any(f"✗ {eid}: failed" in html for html in shown), eid
     last = "".join(o.get("text", "") for o in code[-1].outputs)
     assert "using the reference solution, yours failed its check" in last
+
+
+# --- wrong answers a learner writes that no declared mutant stands for ---------------------
+
+
+def _sigmoid_with_errstate(z):
+    with np.errstate(over="ignore"):  # right values in float64, overflow hidden
+        return 1 / (1 + np.exp(-z))
+
+
+def _sigmoid_with_filterwarnings(z):
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.mark.parametrize("candidate", [_sigmoid_with_errstate, _sigmoid_with_filterwarnings])
+def test_switching_warnings_off_does_not_pass_an_overflow_exercise(candidate):
+    with pytest.raises(ExerciseFailed, match="switches warnings off") as failure:
+        check("sigmoid", candidate, strict=True)
+    assert "(see eq. (W.1)" in str(failure.value)
+
+
+def test_only_the_overflow_exercises_refuse_silenced_warnings():
+    refusing = {eid for eid in ALL_IDS if exercises.get(eid).forbid_silencing}
+    assert refusing == {"sigmoid", "sigmoid_prime", "tanh_prime", "perplexity",
+                        "sample_with_temperature"}
+
+
+def _samples_as_floats(logits, temperature, u):
+    probs, samples = solution("sample_with_temperature")(logits, temperature, u)
+    return probs, samples.astype(float)
+
+
+def _windows_as_floats(ids, batch_size, window):
+    inputs, targets = solution("stateful_windows")(ids, batch_size, window)
+    return inputs.astype(float), targets.astype(float)
+
+
+@pytest.mark.parametrize(("eid", "candidate", "output"), [
+    ("sample_with_temperature", _samples_as_floats, "samples"),
+    ("stateful_windows", _windows_as_floats, "inputs"),
+    ("param_count", lambda cell, D, H: 1.0 * solution("param_count")(cell, D, H), "n_params"),
+])
+def test_ids_and_counts_must_be_integers(eid, candidate, output):
+    with pytest.raises(ExerciseFailed, match=f"output `{output}` should hold integers"):
+        check(eid, candidate, strict=True)
+
+
+def _cell_squeezed(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+    return np.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh).squeeze()
+
+
+def _samples_squeezed(logits, temperature, u):
+    probs, samples = solution("sample_with_temperature")(logits, temperature, u)
+    return probs, samples.squeeze()
+
+
+@pytest.mark.parametrize(("eid", "candidate"), [("rnn_cell_forward", _cell_squeezed),
+                                                 ("sample_with_temperature", _samples_squeezed)])
+def test_dropping_the_batch_axis_of_one_sequence_fails(eid, candidate):
+    """Every check has a case with a single sequence (B = 1), as the lessons' own calls."""
+    with pytest.raises(ExerciseFailed, match="has shape"):
+        check(eid, candidate, strict=True)
+
+
+def _param_count_looping(cell, input_size, hidden_size):
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    return np.array([G * (h * input_size + h * h + 2 * h) for h in hidden_size])
+
+
+def test_param_count_takes_a_plain_int_as_the_lesson_passes():
+    with pytest.raises(ExerciseFailed, match="raised TypeError"):
+        check("param_count", _param_count_looping, strict=True)
+
+
+def _windows_one_too_many(ids, batch_size, window):
+    n = len(ids) // batch_size
+    streams = ids[:batch_size * n].reshape(batch_size, n).T
+    K = n // window  # the last window's targets run past the stream when window divides n
+    inputs = np.stack([streams[k * window:(k + 1) * window] for k in range(K)])
+    targets = np.stack([streams[k * window + 1:(k + 1) * window + 1] for k in range(K)])
+    return inputs, targets
+
+
+def test_one_window_too_many_fails_every_time():
+    """A case with n a multiple of window is always drawn (it was left to chance)."""
+    for _ in range(5):
+        with pytest.raises(ExerciseFailed, match="raised ValueError"):
+            check("stateful_windows", _windows_one_too_many, strict=True)
+
+
+def _numerical_gradient_restoring(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        x[index] += eps
+        plus = f(x)
+        x[index] -= 2 * eps
+        minus = f(x)
+        x[index] += eps  # "restored", up to rounding
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def test_an_input_restored_up_to_rounding_gets_advice_on_restoring_it():
+    with pytest.raises(ExerciseFailed, match="not exactly as it was") as failure:
+        check("numerical_gradient", _numerical_gradient_restoring, strict=True)
+    assert "old = x[i]" in str(failure.value) and "a *= 2" not in str(failure.value)

@@ -148,6 +148,11 @@ SUBMISSIONS = {
     "readme_unsolved.ipynb": (warmup, {"defs": dict.fromkeys(WARMUP_IDS, STUB)}),
     "readme_wrong.ipynb": (warmup, {"defs": {"sigmoid": NAIVE_SIGMOID,
                                              "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME}}),
+    # the naive formula with its overflow warning switched off: right values, wrong answer
+    "silenced.ipynb": (warmup, {"defs": {
+        "sigmoid": "def sigmoid(z):\n    with np.errstate(over='ignore'):\n"
+                   "        return 1 / (1 + np.exp(-z))",
+        "sigmoid_prime": SELF_CONTAINED_SIGMOID_PRIME}}),
 }
 
 EXPECTED = {
@@ -168,6 +173,7 @@ EXPECTED = {
     "unknown_lesson.ipynb": ["error"],
     "readme_unsolved.ipynb": ["not started"] * 3,
     "readme_wrong.ipynb": ["failed", "passed", "passed"],
+    "silenced.ipynb": ["failed", "passed", "passed"],
     "broken/list.ipynb": ["error"],
     "broken/corrupt.ipynb": ["error"],
     "broken/no_cell_type.ipynb": ["error"],
@@ -302,6 +308,7 @@ class TestOneClassGradedAtOnce:
         syntax = message["unsolved_syntax.ipynb", "sigmoid_prime"]
         assert "SyntaxError in cell" in syntax and "def sigmoid_prime(z)" in syntax
         assert "no function named `sigmoid`" in message["deleted_def.ipynb", "sigmoid"]
+        assert "switches warnings off (`errstate`)" in message["silenced.ipynb", "sigmoid"]
         assert "no function named" in message["other_lesson.ipynb", "rnn_cell_forward"]
         assert "no lesson id" in message["no_lesson.ipynb", ""]
         assert "unknown lesson id '99_nope'" in message["unknown_lesson.ipynb", ""]

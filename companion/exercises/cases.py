@@ -10,6 +10,13 @@ def distinct_sizes(rng: np.random.Generator, count: int) -> list[int]:
     return [int(n) for n in rng.choice(np.arange(2, 8), size=count, replace=False)]
 
 
+def batch_size(case_index: int, size: int) -> int:
+    """``size``, except 1 in the third case (``case_index == 2``): the lessons call these
+    functions on a single sequence too, and a learner's ``.squeeze()`` that drops the batch
+    axis passes every check with two or more sequences."""
+    return 1 if case_index == 2 else size
+
+
 def random_params(rng: np.random.Generator, D: int, H: int, *, gates: int = 1,
                   scale: float = 0.5, peephole: bool = False) -> dict:
     """Parameters in PyTorch's layout (``gates`` stacked blocks: 1 RNN, 3 GRU, 4 LSTM), large

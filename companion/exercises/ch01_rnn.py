@@ -8,7 +8,7 @@ Equation numbers refer to ``lessons/01_rnn.ipynb``.
 import numpy as np
 
 from companion.activations import sigmoid
-from companion.exercises.cases import distinct_sizes, random_params
+from companion.exercises.cases import batch_size, distinct_sizes, random_params
 from companion.exercises.core import Exercise, Mutant, Output, register
 
 _LESSON = "lessons/01_rnn.ipynb"
@@ -48,8 +48,9 @@ def rnn_forward(x, h0, params):
 
 def _cell_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         B, D, H = distinct_sizes(rng, 3)
+        B = batch_size(k, B)
         p = random_params(rng, D, H, scale=0.6)
         cases.append({
             "x_t": rng.standard_normal((B, D)),
@@ -62,8 +63,9 @@ def _cell_cases(rng: np.random.Generator) -> list[dict]:
 
 def _sequence_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         T, B, D, H = distinct_sizes(rng, 4)
+        B = batch_size(k, B)
         cases.append({
             "x": rng.standard_normal((T, B, D)),
             "h0": np.tanh(rng.standard_normal((B, H))),

@@ -7,7 +7,7 @@ The references are the solutions the book shows; equation numbers refer to
 
 import numpy as np
 
-from companion.exercises.cases import distinct_sizes, random_params
+from companion.exercises.cases import batch_size, distinct_sizes, random_params
 from companion.exercises.ch01_rnn import rnn_cell_forward, rnn_forward
 from companion.exercises.core import Exercise, Mutant, Output, register
 
@@ -78,8 +78,9 @@ def numerical_gradient(f, x, eps=1e-6):
 
 def _cell_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         B, D, H = distinct_sizes(rng, 3)
+        B = batch_size(k, B)
         p = random_params(rng, D, H, scale=0.6)
         x_t = rng.standard_normal((B, D))
         h_prev = np.tanh(rng.standard_normal((B, H)))
@@ -94,8 +95,9 @@ def _cell_cases(rng: np.random.Generator) -> list[dict]:
 
 def _sequence_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         T, B, D, H = distinct_sizes(rng, 4)
+        B = batch_size(k, B)
         params = random_params(rng, D, H, scale=0.6)
         x = rng.standard_normal((T, B, D))
         h0 = np.tanh(rng.standard_normal((B, H)))

@@ -11,7 +11,7 @@ import numpy as np
 
 from companion import lstm
 from companion.activations import sigmoid
-from companion.exercises.cases import distinct_sizes, random_params
+from companion.exercises.cases import batch_size, distinct_sizes, random_params
 from companion.exercises.core import Exercise, Mutant, Output, register
 
 _LESSON = "lessons/04_lstm.ipynb"
@@ -111,8 +111,9 @@ def peephole_lstm_cell_forward(x_t, h_prev, c_prev, params):
 
 def _cell_cases(rng: np.random.Generator, peephole: bool = False) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         B, D, H = distinct_sizes(rng, 3)
+        B = batch_size(k, B)
         cases.append({
             "x_t": rng.standard_normal((B, D)),
             "h_prev": np.tanh(rng.standard_normal((B, H))),
@@ -128,8 +129,9 @@ def _peephole_cases(rng: np.random.Generator) -> list[dict]:
 
 def _sequence_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         T, B, D, H = distinct_sizes(rng, 4)
+        B = batch_size(k, B)
         cases.append({
             "x": rng.standard_normal((T, B, D)),
             "h0": np.tanh(rng.standard_normal((B, H))),

@@ -11,7 +11,7 @@ import numpy as np
 
 from companion import gru
 from companion.activations import sigmoid
-from companion.exercises.cases import distinct_sizes, random_params
+from companion.exercises.cases import batch_size, distinct_sizes, random_params
 from companion.exercises.core import Exercise, Mutant, Output, register
 
 _LESSON = "lessons/05_gru.ipynb"
@@ -70,8 +70,9 @@ def gru_cell_backward(dh_t, cache):
 
 def _cell_cases(rng: np.random.Generator) -> list[dict]:
     cases = []
-    for _ in range(3):
+    for k in range(3):
         B, D, H = distinct_sizes(rng, 3)
+        B = batch_size(k, B)
         cases.append({
             "x_t": rng.standard_normal((B, D)),
             "h_prev": np.tanh(rng.standard_normal((B, H))),

@@ -31,12 +31,14 @@ _SWAPPED = {"rnn": 1, "lstm": 3, "gru": 4}
 
 
 def _param_count_cases(rng):
-    """One case per cell, in random order; D differs from every H, H >= 2."""
+    """One case per cell, in random order; D differs from every H, H >= 2. The last case
+    gives one plain int for hidden_size, as the lesson's next cell does."""
     cases = []
-    for cell in rng.permutation(sorted(GATES)):
+    for k, cell in enumerate(rng.permutation(sorted(GATES))):
         D = int(rng.integers(2, 20))
         sizes = rng.choice(np.setdiff1d(np.arange(2, 65), [D]), size=4, replace=False)
-        cases.append({"cell": str(cell), "input_size": D, "hidden_size": np.sort(sizes)})
+        hidden_size = int(sizes[0]) if k == 2 else np.sort(sizes)
+        cases.append({"cell": str(cell), "input_size": D, "hidden_size": hidden_size})
     return cases
 
 
@@ -46,7 +48,7 @@ register(
         title="Parameters of an RNN, GRU or LSTM layer",
         reference=param_count,
         make_cases=_param_count_cases,
-        outputs=(Output("n_params", "shape of hidden_size"),),
+        outputs=(Output("n_params", "shape of hidden_size", integer=True),),
         mutants=(
             Mutant(
                 "one_bias",
@@ -224,6 +226,13 @@ def _set_rows(bias_ih, bias_hh, value, *, start, ih=True, hh=0.0):
     return new_ih, new_hh
 
 
+def _bias_sum_only(bias_ih, bias_hh, value):
+    H = bias_ih.shape[0] // 4
+    new_ih = bias_ih.copy()
+    new_ih[H:2 * H] = value - bias_hh[H:2 * H]  # the total is value, bias_hh left random
+    return new_ih, bias_hh.copy()
+
+
 def _bias_added(bias_ih, bias_hh, value):
     H = bias_ih.shape[0] // 4
     new_ih = bias_ih.copy()
@@ -266,6 +275,13 @@ register(
                 "bias is value plus noise. Set them to 0.",
             ),
             Mutant(
+                "sum_only",
+                _bias_sum_only,
+                "the total bias is value, but you left bias_hh's random forget rows and "
+                "compensated in bias_ih. Set bias_ih's forget rows to value and bias_hh's to 0, "
+                "as the exercise asks: then the result does not depend on the random bias_hh.",
+            ),
+            Mutant(
                 "added_not_set",
                 _bias_added,
                 "you added value to the random initial bias. The forget gate's total bias "
@@ -280,7 +296,8 @@ register(
             "new_hh[H:2*H] = 0.",
         ),
         equation="eq. (6.4), chapter 6",
-        what="the forget rows sum to value and every other entry is unchanged",
+        what="the forget rows of bias_ih are value, those of bias_hh 0, and every other "
+             "entry is unchanged",
         lesson=_LESSON,
     )
 )

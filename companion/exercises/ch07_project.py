@@ -97,6 +97,7 @@ register(
         equation="eq. (7.2)-(7.3), chapter 7",
         what="equals exp(mean negative log-likelihood), also for logits shifted by 750",
         lesson=_LESSON,
+        forbid_silencing=True,
     )
 )
 
@@ -106,8 +107,10 @@ register(
 
 def _sampling_cases(rng):
     cases = []
+    # 400 / 0.5: a naive exp overflows; 750 / 0.5 - 750: so does one shifted by the maximum
+    # of the unscaled logits. B = 1: one sequence, as generate() calls it.
     for B, V, T, offset in [(12, int(rng.integers(4, 8)), 0.5, 0.0), (16, 9, 2.0, 0.0),
-                            (10, 5, 0.5, 400.0)]:  # 400 / 0.5: a naive exp overflows
+                            (10, 5, 0.5, 400.0), (1, 6, 0.5, 750.0)]:
         cases.append({"logits": 1.5 * rng.standard_normal((B, V)) + offset, "temperature": T,
                       "u": rng.random(B)})
     # u on a boundary: u = 0, and a first character of probability 0 (exp(-1000) underflows),
@@ -129,6 +132,12 @@ def _inverse_cdf(probs, u):
 
 def _sample_overflowing(logits, temperature, u):
     e = np.exp(logits / temperature)
+    probs = e / e.sum(axis=1, keepdims=True)
+    return probs, _inverse_cdf(probs, u)
+
+
+def _sample_unscaled_maximum(logits, temperature, u):
+    e = np.exp(logits / temperature - logits.max(axis=1, keepdims=True))
     probs = e / e.sum(axis=1, keepdims=True)
     return probs, _inverse_cdf(probs, u)
 
@@ -169,7 +178,7 @@ register(
         title="Sampling with a temperature",
         reference=sample_with_temperature,
         make_cases=_sampling_cases,
-        outputs=(Output("probs", "(B, V)"), Output("samples", "(B,)")),
+        outputs=(Output("probs", "(B, V)"), Output("samples", "(B,)", integer=True)),
         mutants=(
             Mutant(
                 "multiplied_by_temperature",
@@ -218,6 +227,13 @@ register(
                 "float64 overflows above about 709). Subtract each row's maximum before "
                 "exponentiating: the softmax does not change.",
             ),
+            Mutant(
+                "maximum_of_unscaled_logits",
+                _sample_unscaled_maximum,
+                "you subtracted the row maximum of the logits, but exponentiated logits / T: "
+                "with T < 1 the scaled logits exceed the maximum you removed, and exp still "
+                "overflows (here 750 / 0.5 - 750 = 750). Subtract the maximum of logits / T.",
+            ),
         ),
         hints=(
             "Divide the logits by the temperature and take a softmax of each row (subtract "
@@ -229,5 +245,6 @@ register(
         equation="eq. (7.4), chapter 7",
         what="probabilities equal softmax(logits / T); samples are the inverse-CDF draws of u",
         lesson=_LESSON,
+        forbid_silencing=True,
     )
 )

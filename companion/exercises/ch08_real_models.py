@@ -126,8 +126,11 @@ def _masked_loss_cases(rng):
 
 def _window_cases(rng):
     cases = []
-    for batch_size, window in ((3, 4), (4, 3), (2, 5)):
-        n = int(rng.integers(3, 5)) * window + 1 + int(rng.integers(0, window))
+    for k, (batch_size, window) in enumerate(((3, 4), (4, 3), (2, 5))):
+        # streams of n ids; the first case has n a multiple of window, where the last
+        # window's targets would run one id past the stream if K were n // window
+        spare = window - 1 if k == 0 else int(rng.integers(0, window))
+        n = int(rng.integers(3, 5)) * window + 1 + spare
         extra = int(rng.integers(1, batch_size))  # N is not a multiple of batch_size
         cases.append({"ids": rng.integers(0, 50, batch_size * n + extra),
                       "batch_size": batch_size, "window": window})
@@ -397,8 +400,8 @@ register(
         title="Windows for stateful truncated BPTT",
         reference=stateful_windows,
         make_cases=_window_cases,
-        outputs=(Output("inputs", "(K, window, batch_size)"),
-                 Output("targets", "(K, window, batch_size)")),
+        outputs=(Output("inputs", "(K, window, batch_size)", integer=True),
+                 Output("targets", "(K, window, batch_size)", integer=True)),
         mutants=(
             Mutant("interleaved", _windows_interleaved,
                    "ids.reshape(n, batch_size) deals the ids out like cards: column b gets "

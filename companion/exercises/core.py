@@ -10,8 +10,10 @@ most specific problem first:
 1. the candidate is a stub (body ``raise NotImplementedError``): print "not started";
 2. the candidate raised: show its exception, with the learner's own frames only;
 3. it returned ``None``, the wrong number of outputs, or an output of the wrong type;
-4. an output has the wrong shape (named, with the expected symbolic shape);
-5. it modified one of its inputs in place, or emitted a warning (overflow...);
+4. an output has the wrong shape (named, with the expected symbolic shape), or holds
+   floats where it should hold integers (ids, counts);
+5. it modified one of its inputs in place, or emitted a warning (overflow...), or (in the
+   exercises about overflow) switched warnings off to hide one;
 6. its values are wrong: if a registered mutant reproduces them, give that mutant's
    hint; otherwise say where the values differ.
 
@@ -67,10 +69,13 @@ class ExerciseFailed(AssertionError):
 
 @dataclass(frozen=True)
 class Output:
-    """One output of an exercise: its name and symbolic shape, e.g. ``("dh_prev", "(B, H)")``."""
+    """One output of an exercise: its name and symbolic shape, e.g. ``("dh_prev", "(B, H)")``;
+    ``integer`` for outputs that must hold integers (ids, counts: an array of floats cannot
+    index a vocabulary)."""
 
     name: str
     shape: str
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,10 @@ class Exercise:
     time_limit:
         Seconds one call of the learner's function may take before the check reports an
         endless loop (enforced with ``SIGALRM`` where the platform and thread allow it).
+    forbid_silencing:
+        For exercises whose point is a formula that does not overflow: refuse a function
+        whose own code switches warnings off (``np.errstate``, ``np.seterr``,
+        ``warnings.filterwarnings``...), which would hide the overflow the check looks for.
     """
 
     id: str
@@ -133,6 +142,7 @@ class Exercise:
     warnings_are_errors: bool = True
     lesson: str = ""
     time_limit: float = 30.0
+    forbid_silencing: bool = False
 
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -327,8 +337,9 @@ NOT_RUN = "not run"
 STUB = "stub"
 NOT_CALLABLE = "not callable"
 REFERENCE = "reference"
+SILENCES_WARNINGS = "silences warnings"
 BEHAVIOUR_KINDS = (RETURNED, RAISED, NOT_IMPLEMENTED, TIMED_OUT, NOT_RUN, STUB, NOT_CALLABLE,
-                   REFERENCE)
+                   REFERENCE, SILENCES_WARNINGS)
 
 
 @dataclass
@@ -339,7 +350,8 @@ class Behaviour:
     returned), ``warned`` (the warnings it emitted) and ``args_after`` (its arguments after
     the call, to detect in-place modification). For ``raised``: ``error`` (the exception's
     text with the learner's frames only). For ``timed out``: ``seconds``, the limit. For
-    ``not callable``: ``error`` describes what was given instead of a function.
+    ``not callable``: ``error`` describes what was given instead of a function. For
+    ``silences warnings``: ``error`` names the call that does it.
     """
 
     kind: str
@@ -363,6 +375,9 @@ def evaluate(exercise: Exercise, candidate, cases: list[dict],
         return [Behaviour(STUB) for _ in cases]
     if candidate is exercise.reference:
         return [Behaviour(REFERENCE) for _ in cases]
+    silencer = _warning_silencer(candidate) if exercise.forbid_silencing else None
+    if silencer:
+        return [Behaviour(SILENCES_WARNINGS, error=silencer) for _ in cases]
     seconds = exercise.time_limit if time_limit is None else time_limit
     behaviours: list[Behaviour] = []
     for case in cases:
@@ -407,6 +422,11 @@ def verdict(exercise: Exercise, cases: list[dict],
         return NOT_STARTED, f"{NOT_STARTED}."
     if first.kind == REFERENCE:
         return FAILED, "this is the reference solution itself; write your own function"
+    if first.kind == SILENCES_WARNINGS:
+        return FAILED, (
+            f"your function switches warnings off (`{first.error}`), which would hide the "
+            "overflow this check looks for. Remove it, and find a formula that does not "
+            f"overflow instead.\n(see {exercise.equation})")
     try:
         for case, behaviour in zip(cases, behaviours, strict=True):
             _judge_case(exercise, case, behaviour, cases, behaviours)
@@ -437,6 +457,26 @@ def _is_stub(func: Callable) -> bool:
     if isinstance(raised, ast.Call):
         raised = raised.func
     return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+_SILENCERS = ("errstate", "seterr", "filterwarnings", "simplefilter", "catch_warnings")
+
+
+def _warning_silencer(func: Callable) -> str | None:
+    """The name of the first call in ``func``'s own source that switches warnings off
+    (``np.errstate(...)``, ``warnings.filterwarnings(...)``...), or None."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called = node.func
+            name = called.attr if isinstance(called, ast.Attribute) else getattr(
+                called, "id", "")
+            if name in _SILENCERS:
+                return name
+    return None
 
 
 def _call(func: Callable, case: dict) -> Behaviour:
@@ -525,11 +565,28 @@ def _judge_case(exercise: Exercise, case: dict, got: Behaviour, cases: list[dict
 
 def _check_not_mutated(case: dict, args_after: list) -> None:
     for (name, before), after in zip(case.items(), args_after, strict=True):
-        if not _equal_exactly(before, after):
+        if _equal_exactly(before, after):
+            continue
+        if _nearly_equal(before, after):
             raise ExerciseFailed(
+                f"your function left its input `{name}` not exactly as it was: adding and "
+                "then subtracting a number leaves rounding errors. Save the old value and "
+                "assign it back (`old = x[i]` ... `x[i] = old`), or work on a copy."
+            )
+        raise ExerciseFailed(
                 f"your function modified its input `{name}` in place; "
                 "compute new arrays instead (e.g. `a = a * 2`, not `a *= 2`)"
             )
+
+
+def _nearly_equal(a, b) -> bool:
+    """Equal to 1e-12 relative (arrays of floats only): changed by rounding, not on purpose."""
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+        return (a.shape == b.shape and np.issubdtype(a.dtype, np.floating)
+                and bool(np.allclose(a, b, rtol=1e-12, atol=0.0, equal_nan=True)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _equal_exactly(a, b) -> bool:
@@ -570,6 +627,12 @@ def _check_types_and_shapes(exercise, outputs, expected_outputs, case) -> None:
             continue
         want = np.asarray(want)
         _check_numeric(f"output `{spec.name}`", got)
+        dtype = np.asarray(got).dtype
+        if spec.integer and not np.issubdtype(dtype, np.integer):
+            raise ExerciseFailed(
+                f"output `{spec.name}` should hold integers, got dtype {dtype}: make it an "
+                "integer array (np.zeros(..., dtype=int), or .astype(int))"
+            )
         shape = np.shape(got)
         if shape != want.shape:
             raise ExerciseFailed(

@@ -73,6 +73,7 @@ register(
         equation="eq. (W.1)-(W.2) in the warm-up lesson",
         what="values equal sigma(z) to 1e-7, also at z = ±1000 with no overflow warning",
         lesson=_LESSON,
+        forbid_silencing=True,
     )
 )
 
@@ -112,6 +113,7 @@ register(
         equation="eq. (W.3) in the warm-up lesson",
         what="values equal sigma(z)(1 - sigma(z)) to 1e-7, also at z = ±1000",
         lesson=_LESSON,
+        forbid_silencing=True,
     )
 )
 
@@ -152,5 +154,6 @@ register(
         equation="eq. (W.4) in the warm-up lesson",
         what="values equal 1 - tanh(z)^2 to 1e-7, also at z = ±1000",
         lesson=_LESSON,
+        forbid_silencing=True,
     )
 )
