@@ -690,6 +690,10 @@ def _check_numeric(name: str, value) -> None:
     dtype = np.asarray(value).dtype
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise ExerciseFailed(f"{name} should hold real numbers, got dtype {dtype}")
+    if np.issubdtype(dtype, np.floating) and np.finfo(dtype).bits < 32:
+        # the tolerances widen to the answer's precision: float16's would accept anything
+        raise ExerciseFailed(f"{name} has dtype {dtype}, too coarse to be checked: return "
+                             "float64 (or float32)")
 
 
 def _type_name(value) -> str:

@@ -40,22 +40,30 @@ class Submission:
 def collect(paths: list[str]) -> list[Submission]:
     """Every input: each file given, every ``.ipynb`` under each folder (recursively,
     skipping ``.ipynb_checkpoints``), without duplicates, in a stable order. A path that
-    does not exist or holds no notebooks is a :class:`Submission` with a problem."""
+    does not exist or holds no notebooks is a :class:`Submission` with a problem, and so is
+    every entry of a folder that is a symbolic link or not a regular file: each entry gets
+    its own row, and a link to a classmate's notebook cannot take that notebook's row."""
     found: list[Submission] = []
     seen: set[str] = set()
     for argument in paths:
         path = Path(argument)
         if path.is_dir():
             notebooks = sorted(
-                (p for p in path.rglob("*.ipynb")
-                 if p.is_file() and ".ipynb_checkpoints" not in p.parts),
+                (p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts),
                 key=lambda p: os.fsencode(p),
             )
             if not notebooks:
                 found.append(Submission(display_name(path), problem="no notebooks (.ipynb) "
                                                                     "in this folder"))
             for notebook in notebooks:
-                _add(found, seen, notebook)
+                if notebook.is_symlink():
+                    found.append(Submission(display_name(notebook), problem=(
+                        "a symbolic link, not a notebook: submit the file itself")))
+                elif not notebook.is_file():
+                    found.append(Submission(display_name(notebook),
+                                            problem="not a regular file"))
+                else:
+                    _add(found, seen, notebook)
         elif path.is_file():
             if path.suffix != ".ipynb":
                 found.append(Submission(display_name(path),
@@ -71,7 +79,11 @@ def _add(found: list[Submission], seen: set[str], path: Path) -> None:
     key = os.path.realpath(path)
     if key not in seen:
         seen.add(key)
-        found.append(read(path))
+        try:
+            found.append(read(path))
+        except Exception as error:  # noqa: BLE001 - one input must not stop the others
+            found.append(Submission(display_name(path), problem=(
+                f"cannot be read ({type(error).__name__}: {_short(error)})")))
 
 
 def read(path: Path) -> Submission:
@@ -88,11 +100,12 @@ def read(path: Path) -> Submission:
         submission.problem = f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
         return submission
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))  # a byte-order mark is allowed
     except UnicodeDecodeError:
         submission.problem = "not a readable notebook (not UTF-8 text)"
         return submission
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError, MemoryError) as error:  # ValueError: also a number
+        # of more than 4300 digits, which json refuses without a JSONDecodeError
         submission.problem = f"not a readable notebook (invalid JSON: {_short(error)})"
         return submission
     try:

@@ -118,7 +118,13 @@ def row(notebook: str, exercise_id: str, status: str, message: str,
         seconds: float = 0.0) -> Row:
     possible = points_possible(exercise_id)
     return Row(notebook, exercise_id, status, possible if status == PASSED else 0, possible,
-               message, seconds)
+               encodable(message), seconds)
+
+
+def encodable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (a lone surrogate from a learner's error
+    message) written as a backslash escape, so that every gradebook can be written."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _input_error(name: str, message: str) -> Report:
@@ -209,17 +215,24 @@ def _run_worker(request: worker.Request, control: str, token: str) -> tuple[dict
 
 
 def _read_report(path: str, key: str, returncode: int) -> tuple[dict | None, str]:
-    died = (f"the grader's worker for this notebook died (exit code {returncode}); was it "
-            "killed from inside the notebook?")
+    """The worker's report: the one line signed with the key, from a worker that exited
+    normally. A worker that was killed cannot have finished its report, and two signed
+    lines mean one of them is forged: either way the notebook gets no verdict."""
+    if returncode != 0:
+        return None, (f"the grader's worker for this notebook died (exit code {returncode}); "
+                      "was it killed from inside the notebook?")
     with open(path, "rb") as file:
         raw = file.read(MAX_REPORT_BYTES + 1)
-    for line in reversed(raw.decode("utf-8", "replace").splitlines()):
+    signed = []
+    for line in raw.decode("utf-8", "replace").splitlines():
         parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0] == worker.REPORT_PREFIX:
-            if not secrets.compare_digest(parts[1], worker.sign(key, parts[2])):
-                continue  # not written by the worker: ignored
-            return json.loads(parts[2]), ""
-    return None, died
+        if (len(parts) == 3 and parts[0] == worker.REPORT_PREFIX
+                and secrets.compare_digest(parts[1], worker.sign(key, parts[2]))):
+            signed.append(parts[2])  # lines not signed with the key are ignored
+    if len(signed) != 1:
+        return None, (f"the grader's worker wrote {len(signed)} signed reports instead of one "
+                      "(did the notebook tamper with it?)")
+    return json.loads(signed[0]), ""
 
 
 def _kill_group(pgid: int) -> None:
@@ -254,10 +267,13 @@ def kill_descendants(run_prefix: str | None) -> None:
     """Kill this process's descendants started by this run (their environment holds a
     token of the run), or all of them when ``run_prefix`` is None (the command line, which
     starts no other process)."""
+    if run_prefix is None:
+        worker.kill_descendants()  # round after round: a process may fork as it dies
+        return
     for process in psutil.Process().children(recursive=True):
         try:
-            token = process.environ().get(TOKEN_VARIABLE, "") if run_prefix else ""
-            if run_prefix is None or token.startswith(run_prefix):
+            token = process.environ().get(TOKEN_VARIABLE, "")
+            if token.startswith(run_prefix):
                 process.kill()
         except (psutil.Error, OSError):
             continue
@@ -320,7 +336,11 @@ def grade_all(submissions: list[Submission], options: Options, on_report=None,
                 bar.set_postfix_str(submissions[index].name[-40:], refresh=False)
                 bar.update()
                 if on_report is not None:
-                    on_report([reports[i] for i in sorted(reports)])
+                    try:
+                        on_report([reports[i] for i in sorted(reports)])
+                    except Exception as error:  # noqa: BLE001 - keep grading the others
+                        print(f"warning: the gradebook could not be written yet: "
+                              f"{type(error).__name__}: {error}", file=sys.stderr)
     finally:
         kill_descendants(None if own_process else prefix)
         remove_tree(run_dir)

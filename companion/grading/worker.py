@@ -20,6 +20,7 @@ that nothing the kernel prints or writes can pass for the worker's report.
 from __future__ import annotations
 
 import ast
+import ctypes
 import hashlib
 import hmac
 import json
@@ -237,11 +238,11 @@ class _Runner:
             self._replay()
         return self.client is not None
 
-    def _run_extra(self, source: str, timeout: float) -> str:
+    def _run_extra(self, source: str, timeout: float, *, probe: bool = False) -> str:
         """Run a cell that is not part of the notebook."""
         self.notebook.cells.append(_nbformat().v4.new_code_cell(source))
         try:
-            return self.execute(len(self.notebook.cells) - 1, timeout)
+            return self.execute(len(self.notebook.cells) - 1, timeout, probe=probe)
         finally:
             self.notebook.cells.pop()
 
@@ -278,8 +279,10 @@ class _Runner:
             return False
         return self.start() or (self.starts < 2 and self.start())
 
-    def execute(self, index: int, timeout: float) -> str:
-        """Run cell ``index``: "ok", "error", "timeout" or "dead"."""
+    def execute(self, index: int, timeout: float, *, probe: bool = False) -> str:
+        """Run cell ``index``: "ok", "error", "timeout" or "dead". After a timeout the
+        kernel is probed and, if it does not answer, stopped (a ``probe`` itself is not
+        probed again: a kernel that ignores interrupts would make that endless)."""
         from nbclient.exceptions import DeadKernelError
 
         client = self.client
@@ -296,14 +299,14 @@ class _Runner:
             return "dead"
         content = self.replies.get(index, {}).get("content", {})
         if content.get("status") == "error" and content.get("ename") == TIMEOUT_ERROR:
-            if not self._responsive():
+            if not probe and not self._responsive():
                 self.stop()
             return "timeout"
         return "error" if content.get("status") == "error" else "ok"
 
     def _responsive(self) -> bool:
         """After an interrupt: whether the kernel runs a trivial cell within a few s."""
-        return self._run_extra("pass", 10.0) == "ok"
+        return self._run_extra("pass", 10.0, probe=True) == "ok"
 
     # the notebook
 
@@ -494,12 +497,51 @@ def _first_line(value) -> str:
     return lines[0][:500] if lines else ""
 
 
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+
+
+def kill_descendants(rounds: int = 200) -> None:
+    """Kill every descendant of this process, again and again until none is left (a
+    process that forks as it dies leaves a child the previous round did not see)."""
+    import psutil
+
+    for _ in range(rounds):
+        children = psutil.Process().children(recursive=True)
+        if not children:
+            return
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                continue
+        psutil.wait_procs(children, timeout=0.2)
+        while True:  # reap the orphans that came back to this process
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+
 def main() -> int:
     skip_the_iri_grammar()
+    # Orphans of the kernel (a daemon it started) come back to this process, which kills
+    # them before it reports; and a process of the same user cannot read this one's memory,
+    # where the key is.
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
     raw = json.loads(sys.stdin.read())
     request = Request(**raw)
     os.chdir(request.workdir)
     state = _Runner(request).run()
+    kill_descendants()
     payload = json.dumps({"rows": judge(request, state), "notes": state.notes},
                          ensure_ascii=True)
     sys.stdout.write(f"{REPORT_PREFIX} {sign(request.key, payload)} {payload}\n")
