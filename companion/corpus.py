@@ -55,8 +55,9 @@ class CharVocabulary:
 
 def train_val_split(text: str, every: int = 10) -> tuple[str, str]:
     """Split ``text`` into paragraphs (blank-line separated); every ``every``-th paragraph
-    (the 10th, 20th, ...) goes to validation, the rest to training. Both parts mix all five
-    pieces of the corpus, so their styles match."""
+    (the 10th, 20th, ...) goes to validation, the rest to training. Headings and short lines
+    count as paragraphs, so for the course's corpus the validation text comes mostly from its
+    three pieces of longer prose (the river, the keeper's notebook, the notes on prediction)."""
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
     train = [p for i, p in enumerate(paragraphs) if i % every != every - 1]
     val = [p for i, p in enumerate(paragraphs) if i % every == every - 1]

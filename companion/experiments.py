@@ -432,6 +432,39 @@ def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = T
     return runs
 
 
+def retime(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = True) -> list:
+    """Measure the time per training step of every timing length of ``config`` again, and
+    append the new records to ``path`` (:func:`load_sweep` keeps the latest record of each
+    length). Each record says when it was measured and the load average before it, which
+    should be near 0: the models take turns, which protects their ratios from a load that
+    changes, but a steady load of other work still squeezes the ratios towards 1."""
+    from tqdm.auto import tqdm
+
+    meta, _, _ = load_sweep(path)
+    if not meta or meta["config"] != config.as_json():
+        raise ValueError(f"{path} holds no sweep made with this configuration")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    records = []
+    try:
+        for length in tqdm(config.timing_lengths, desc="time per step", disable=not progress):
+            load = os.getloadavg()[0]
+            tic = time.perf_counter()
+            models = _timing_models(config)
+            ms = time_per_step(models, "adding", length, batch_size=config.batch_size,
+                               repeats=config.timing_repeats)
+            record = {"type": "timing", "task": "adding", "length": length,
+                      "hidden_size": {label: h for label, (_, h) in models.items()},
+                      "ms_per_step": ms, "wall_s": time.perf_counter() - tic,
+                      "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": load,
+                      "machine": one_thread_machine(), "torch": torch.__version__}
+            _append(Path(path), record)
+            records.append(record)
+    finally:
+        torch.set_num_threads(threads)
+    return records
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m companion.experiments",
@@ -440,9 +473,17 @@ def main(argv=None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--full", action="store_true", help="the chapter's full sweep")
     which.add_argument("--tiny", action="store_true", help="a seconds-long smoke test")
+    which.add_argument("--retime", action="store_true",
+                       help="measure the full sweep's time per step again (about a minute; "
+                            "on an otherwise idle machine)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"results file (default: {SWEEP_FILE} for --full)")
     args = parser.parse_args(argv)
+    if args.retime:
+        path = args.out or SWEEP_FILE
+        records = retime(FULL, path)
+        print(f"{len(records)} timing records appended to {path}")
+        return 0
     config = FULL if args.full else TINY
     path = args.out or (SWEEP_FILE if args.full else Path("sweep_tiny.jsonl"))
     runs = run_sweep(config, path)
