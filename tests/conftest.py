@@ -71,6 +71,7 @@ COST_HINTS = {  # unit -> rough seconds in a full run (2 cores, 2026-11-30); onl
     "tests/test_grader.py": 8, "tests/test_grading_agreement.py": 8, "tests/test_bench.py": 8,
     "tests/test_ch06_ch07.py": 5, "tests/test_grading_autograder.py": 5,
     "tests/test_torch_free.py": 3, "tests/test_layers.py": 3,
+    "tests/test_grader_hardening.py": 30, "tests/test_sandbox_privileges.py": 3,
 }
 _build = {}
 

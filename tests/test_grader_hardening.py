@@ -131,3 +131,24 @@ def test_a_cell_that_ignores_interrupts_costs_only_itself(tmp_path):
     rows = json.loads((tmp_path / "grades.json").read_text())
     assert [r["status"] for r in rows] == ["passed"] * 3, process.stderr[-2000:]
     assert time.monotonic() - started < 120
+
+
+def test_a_gradebook_is_created_as_open_would_create_it(tmp_path):
+    from companion.grading.output import write_atomically
+
+    write_atomically(tmp_path / "grades.json", "[]\n")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / "grades.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_each_notebook_gets_its_own_random_cases(monkeypatch):
+    seeds = []
+
+    def record(submission, options, run_dir, seed):
+        seeds.append(seed)
+        return run.Report(submission.name)
+
+    monkeypatch.setattr(run, "grade_submission", record)
+    run.grade_all([Submission(f"n{k}.ipynb") for k in range(4)], run.Options())
+    assert len(set(seeds)) == 4

@@ -318,7 +318,6 @@ def grade_all(submissions: list[Submission], options: Options, on_report=None,
     from tqdm import tqdm
 
     become_subreaper()
-    seed = secrets.randbits(63)
     run_dir = tempfile.mkdtemp(prefix="companion-grade-")
     prefix = os.path.basename(run_dir)
     reports: dict[int, Report] = {}
@@ -328,7 +327,8 @@ def grade_all(submissions: list[Submission], options: Options, on_report=None,
             tqdm(total=len(submissions), desc="grading", unit="notebook", file=sys.stderr,
                  disable=not progress, dynamic_ncols=True) as bar,
         ):
-            futures = {pool.submit(_grade_safely, s, options, run_dir, seed): i
+            # each notebook its own random cases: none can copy another's results
+            futures = {pool.submit(_grade_safely, s, options, run_dir, secrets.randbits(63)): i
                        for i, s in enumerate(submissions)}
             for future in concurrent.futures.as_completed(futures):
                 index = futures[future]
