@@ -415,14 +415,14 @@ def test_command_line_tiny_sweep(tmp_path, capsys):
 
 def test_retime_measures_the_step_times_again_and_the_latest_record_wins(tmp_path):
     out = tmp_path / "tiny.jsonl"
-    experiments.run_sweep(experiments.TINY, out, progress=False)
-    before = {r["length"]: r for r in experiments.load_sweep(out)[1] if r["type"] == "timing"}
-    records = experiments.retime(experiments.TINY, out, progress=False)
-    after = {r["length"]: r for r in experiments.load_sweep(out)[1] if r["type"] == "timing"}
-    assert [r["length"] for r in records] == list(experiments.TINY.timing_lengths)
-    assert after == {r["length"]: r for r in records} and "measured" not in before[5]
-    assert after[5]["load_before"] >= 0 and set(after[5]["ms_per_step"]) == set(
-        before[5]["ms_per_step"])
+    out.write_text(json.dumps({"type": "meta", "config": experiments.TINY.as_json()}) + "\n")
+    first = experiments.retime(experiments.TINY, out, progress=False)
+    second = experiments.retime(experiments.TINY, out, progress=False)
+    kept = [r for r in experiments.load_sweep(out)[1] if r["type"] == "timing"]
+    assert [r["length"] for r in second] == list(experiments.TINY.timing_lengths)
+    assert kept == second and kept != first  # one record a length: the latest
+    assert kept[0]["load_before"] >= 0 and "measured" in kept[0]
+    assert set(kept[0]["ms_per_step"]) == set(experiments._timing_models(experiments.TINY))
     with pytest.raises(ValueError, match="no sweep made with this configuration"):
         experiments.retime(experiments.FULL, out, progress=False)
 

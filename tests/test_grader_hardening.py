@@ -86,6 +86,7 @@ CHAIN = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_a_process_that_forks_as_it_dies_is_killed_to_the_last_generation(tmp_path):
     beat = tmp_path / "beat"
     code = textwrap.dedent(f"""\
