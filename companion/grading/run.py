@@ -4,10 +4,12 @@ gradebook written as results arrive, nothing left behind.
 Every notebook runs in a fresh process (:mod:`companion.grading.worker`) started in a new
 session, with its own temporary folder (the kernel's working folder), under a wall-clock
 limit. Whatever a submission does to its kernel or its worker, the grader only sees that
-worker's signed report, or its absence (then that notebook's rows are ``error``). After
-each notebook, every process started for it (found by a token in its environment) is
-killed and its folder removed; at the end, any descendant left is killed (the grader is a
-child subreaper, so orphans come back to it) and the run's folder removed.
+worker's signed report, if the worker exited normally and signed exactly one, or its absence
+(then that notebook's rows are ``error``). The worker, a child subreaper itself, kills what
+its kernel left before it reports; after each notebook, every process started for it (found
+by a token in its environment) is killed and its folder removed; at the end, any descendant
+left is killed, round after round (the grader is a child subreaper too, so orphans come back
+to it), and the run's folder removed.
 """
 
 from __future__ import annotations
