@@ -91,11 +91,11 @@ def test_a_process_that_forks_as_it_dies_is_killed_to_the_last_generation(tmp_pa
     beat = tmp_path / "beat"
     code = textwrap.dedent(f"""\
         import subprocess, sys, time
-        from companion.grading import worker
-        worker._prctl(worker.PR_SET_CHILD_SUBREAPER, 1)
+        from companion.grading import processes
+        processes.become_subreaper()
         subprocess.Popen([sys.executable, "-c", {CHAIN!r}, {str(beat)!r}])
         time.sleep(1.0)
-        worker.kill_descendants()
+        processes.kill_descendants()
         import psutil
         print(len(psutil.Process().children(recursive=True)))
     """)

@@ -15,7 +15,6 @@ to it), and the run's folder removed.
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import json
 import os
 import secrets
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from companion.grading import worker
+from companion.grading import processes, worker
 from companion.grading.notebooks import Submission
 
 PASSED, FAILED, NOT_STARTED, ERROR = "passed", "failed", "not started", "error"
@@ -256,21 +255,12 @@ def kill_tagged(token: str) -> None:
             continue
 
 
-def become_subreaper() -> None:
-    """Orphaned descendants (a kernel whose worker died, a daemon it started) are
-    re-parented to this process instead of init, so :func:`kill_descendants` finds them."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
-
-
 def kill_descendants(run_prefix: str | None) -> None:
     """Kill this process's descendants started by this run (their environment holds a
     token of the run), or all of them when ``run_prefix`` is None (the command line, which
     starts no other process)."""
     if run_prefix is None:
-        worker.kill_descendants()  # round after round: a process may fork as it dies
+        processes.kill_descendants()  # round after round: a process may fork as it dies
         return
     for process in psutil.Process().children(recursive=True):
         try:
@@ -279,17 +269,7 @@ def kill_descendants(run_prefix: str | None) -> None:
                 process.kill()
         except (psutil.Error, OSError):
             continue
-    _reap()
-
-
-def _reap() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    processes.reap()
 
 
 def remove_tree(path: str) -> None:
@@ -319,7 +299,7 @@ def grade_all(submissions: list[Submission], options: Options, on_report=None,
     environment."""
     from tqdm import tqdm
 
-    become_subreaper()
+    processes.become_subreaper()
     run_dir = tempfile.mkdtemp(prefix="companion-grade-")
     prefix = os.path.basename(run_dir)
     reports: dict[int, Report] = {}

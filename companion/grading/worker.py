@@ -20,7 +20,6 @@ that nothing the kernel prints or writes can pass for the worker's report.
 from __future__ import annotations
 
 import ast
-import ctypes
 import hashlib
 import hmac
 import json
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from companion.grading import processes
 from companion.quick_imports import skip_the_iri_grammar
 
 
@@ -497,51 +497,18 @@ def _first_line(value) -> str:
     return lines[0][:500] if lines else ""
 
 
-def _prctl(option: int, value: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
-
-
-def kill_descendants(rounds: int = 200) -> None:
-    """Kill every descendant of this process, again and again until none is left (a
-    process that forks as it dies leaves a child the previous round did not see)."""
-    import psutil
-
-    for _ in range(rounds):
-        children = psutil.Process().children(recursive=True)
-        if not children:
-            return
-        for child in children:
-            try:
-                child.kill()
-            except psutil.Error:
-                continue
-        psutil.wait_procs(children, timeout=0.2)
-        while True:  # reap the orphans that came back to this process
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-
-
 def main() -> int:
     skip_the_iri_grammar()
     # Orphans of the kernel (a daemon it started) come back to this process, which kills
     # them before it reports; and a process of the same user cannot read this one's memory,
     # where the key is.
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(PR_SET_DUMPABLE, 0)
+    processes.become_subreaper()
+    processes.make_undumpable()
     raw = json.loads(sys.stdin.read())
     request = Request(**raw)
     os.chdir(request.workdir)
     state = _Runner(request).run()
-    kill_descendants()
+    processes.kill_descendants()
     payload = json.dumps({"rows": judge(request, state), "notes": state.notes},
                          ensure_ascii=True)
     sys.stdout.write(f"{REPORT_PREFIX} {sign(request.key, payload)} {payload}\n")
