@@ -401,15 +401,9 @@ def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = T
         bar = tqdm(total=len(everything), initial=len(everything) - len(todo),
                    desc="sweep", disable=not progress)
         for key in todo:
-            tic = time.perf_counter()
             if key[0] == "timing":
                 bar.set_postfix_str(f"time per step, length={key[1]}")
-                models = _timing_models(config)
-                ms = time_per_step(models, "adding", key[1], batch_size=config.batch_size,
-                                   repeats=config.timing_repeats)
-                record = {"type": "timing", "task": "adding", "length": key[1],
-                          "hidden_size": {label: h for label, (_, h) in models.items()},
-                          "ms_per_step": ms, "wall_s": time.perf_counter() - tic}
+                record = _timing_record(config, key[1])
             else:
                 task, model, length, seed = key
                 bar.set_postfix_str(f"{task} {model} length={length} seed={seed}")
@@ -432,12 +426,26 @@ def run_sweep(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = T
     return runs
 
 
+def _timing_record(config: SweepConfig, length: int) -> dict:
+    """The time per training step of the timing models at ``length``, as a sweep record
+    (with when it was measured and the load average just before)."""
+    load, tic = os.getloadavg()[0], time.perf_counter()
+    models = _timing_models(config)
+    ms = time_per_step(models, "adding", length, batch_size=config.batch_size,
+                       repeats=config.timing_repeats)
+    return {"type": "timing", "task": "adding", "length": length,
+            "hidden_size": {label: h for label, (_, h) in models.items()},
+            "ms_per_step": ms, "wall_s": time.perf_counter() - tic,
+            "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": load,
+            "machine": one_thread_machine(), "torch": torch.__version__}
+
+
 def retime(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = True) -> list:
     """Measure the time per training step of every timing length of ``config`` again, and
     append the new records to ``path`` (:func:`load_sweep` keeps the latest record of each
     length). Each record says when it was measured and the load average before it, which
     should be near 0: the models take turns, which protects their ratios from a load that
-    changes, but a steady load of other work still squeezes the ratios towards 1."""
+    changes, but a steady load of other work slows every step and moves the ratios."""
     from tqdm.auto import tqdm
 
     meta, _, _ = load_sweep(path)
@@ -448,16 +456,7 @@ def retime(config: SweepConfig = FULL, path=SWEEP_FILE, *, progress: bool = True
     records = []
     try:
         for length in tqdm(config.timing_lengths, desc="time per step", disable=not progress):
-            load = os.getloadavg()[0]
-            tic = time.perf_counter()
-            models = _timing_models(config)
-            ms = time_per_step(models, "adding", length, batch_size=config.batch_size,
-                               repeats=config.timing_repeats)
-            record = {"type": "timing", "task": "adding", "length": length,
-                      "hidden_size": {label: h for label, (_, h) in models.items()},
-                      "ms_per_step": ms, "wall_s": time.perf_counter() - tic,
-                      "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": load,
-                      "machine": one_thread_machine(), "torch": torch.__version__}
+            record = _timing_record(config, length)
             _append(Path(path), record)
             records.append(record)
     finally:
@@ -474,8 +473,8 @@ def main(argv=None) -> int:
     which.add_argument("--full", action="store_true", help="the chapter's full sweep")
     which.add_argument("--tiny", action="store_true", help="a seconds-long smoke test")
     which.add_argument("--retime", action="store_true",
-                       help="measure the full sweep's time per step again (about a minute; "
-                            "on an otherwise idle machine)")
+                       help="measure the full sweep's time per step again (well under a "
+                            "minute; on an otherwise idle machine)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"results file (default: {SWEEP_FILE} for --full)")
     args = parser.parse_args(argv)
