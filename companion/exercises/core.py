@@ -574,9 +574,9 @@ def _check_not_mutated(case: dict, args_after: list) -> None:
                 "assign it back (`old = x[i]` ... `x[i] = old`), or work on a copy."
             )
         raise ExerciseFailed(
-                f"your function modified its input `{name}` in place; "
-                "compute new arrays instead (e.g. `a = a * 2`, not `a *= 2`)"
-            )
+            f"your function modified its input `{name}` in place; "
+            "compute new arrays instead (e.g. `a = a * 2`, not `a *= 2`)"
+        )
 
 
 def _nearly_equal(a, b) -> bool:
