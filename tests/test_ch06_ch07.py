@@ -360,13 +360,19 @@ def _chapter_6_claims(sweep):
     ]
 
 
-def test_chapter_5_gives_the_sweeps_step_time_ratios():
+def lesson_prose(prefix: str) -> str:
+    """The Markdown text of the lesson whose file name starts with ``prefix``, its whitespace
+    collapsed."""
     from tests.lesson_tools import LESSONS, read
 
+    lesson = read(next(path for path in LESSONS if path.name.startswith(prefix)))
+    return " ".join(" ".join(c.source.split()) for c in lesson.cells if c.cell_type == "markdown")
+
+
+def test_chapter_5_gives_the_sweeps_step_time_ratios():
     sweep = Sweep()
     ratios = [sweep.gru_over_lstm(T) for T in sweep.timings]
-    lesson = read(next(path for path in LESSONS if path.name.startswith("05_")))
-    prose = " ".join(" ".join(c.source.split()) for c in lesson.cells if c.cell_type == "markdown")
+    prose = lesson_prose("05_")
     low, high = round(min(ratios), 1), round(max(ratios), 1)
     assert f"a GRU step on our CPU took {low} to {high} times as long as a parameter-matched" \
         in prose
@@ -376,10 +382,7 @@ def test_chapter_6_says_what_the_shipped_sweep_shows():
     """Each number and comparison of "What the runs show" and the summary of chapter 6 is
     derived here from ``companion/data/sweep_results.jsonl``: a sweep run again, or a model
     added to it, fails this test until the prose says what the new runs show."""
-    from tests.lesson_tools import LESSONS, read
-
-    lesson = read(next(path for path in LESSONS if path.name.startswith("06_")))
-    prose = " ".join(" ".join(c.source.split()) for c in lesson.cells if c.cell_type == "markdown")
+    prose = lesson_prose("06_")
     claims = _chapter_6_claims(Sweep())
     missing = [phrase for phrase, _ in claims if " ".join(phrase.split()) not in prose]
     assert not missing, f"phrases no longer in chapter 6: {missing}"
@@ -390,7 +393,7 @@ def test_chapter_6_says_what_the_shipped_sweep_shows():
 def test_the_running_page_gives_the_sweeps_recorded_training_time():
     """book/running.md: "34 minutes on one core for the first four models; the coupled LSTM's
     runs, appended later, took 54 more" -- the file's first summary and its last."""
-    from tests.lesson_tools import LESSONS, ROOT, read
+    from tests.lesson_tools import ROOT
 
     path = experiments.SWEEP_FILE
     summaries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
@@ -399,8 +402,7 @@ def test_the_running_page_gives_the_sweeps_recorded_training_time():
     page = " ".join((ROOT / "book" / "running.md").read_text(encoding="utf-8").split())
     assert (f"({first / 60:.0f} minutes on one core for the first four models; the coupled "
             f"LSTM's runs, appended later, took {(total - first) / 60:.0f} more") in page
-    lesson = read(next(path for path in LESSONS if path.name.startswith("06_")))
-    prose = " ".join(" ".join(c.source.split()) for c in lesson.cells if c.cell_type == "markdown")
+    prose = lesson_prose("06_")
     assert f"runs came first, in {first / 60:.0f} minutes of training" in prose
 
 
@@ -453,29 +455,21 @@ def test_the_validation_text_comes_mostly_from_the_three_prose_pieces():
     the forest and the letters only a heading and a few short lines."""
     paragraphs = [p for p in corpus.load_corpus().split("\n\n") if p.strip()]
     assert [p for p in paragraphs if p in PIECES] == list(PIECES)  # each piece's title
-    held_out = {title: [] for title in PIECES}
-    piece = None
+    held_out, in_order, piece = {title: [] for title in PIECES}, [], None
     for index, paragraph in enumerate(paragraphs):
         piece = paragraph if paragraph in PIECES else piece
         if index % 10 == 9:
             held_out[piece].append(paragraph)
+            in_order.append(paragraph)
     _, val = corpus.train_val_split(corpus.load_corpus())
-    assert sum(len(p) for ps in held_out.values() for p in ps) == len(val.replace("\n\n", "")) - 1
+    assert "\n\n".join(in_order) + "\n" == val  # these are the paragraphs the split holds out
     prose = sum(len(p) for title in (PIECES[0], PIECES[1], PIECES[4]) for p in held_out[title])
     assert prose > 0.9 * len(val)
     for title in (PIECES[2], PIECES[3]):  # a heading and a few short lines
         assert all(len(p) < 40 for p in held_out[title]) and len(held_out[title]) <= 3, title
-    prose_text = " ".join(" ".join(c.source.split()) for c in read_lesson("07_").cells
-                          if c.cell_type == "markdown")
     assert ("most of it comes from the river, the keeper's notebook and the notes on prediction, "
             "while the forest and the letters give it only a heading and a few short lines"
-            ) in prose_text
-
-
-def read_lesson(prefix):
-    from tests.lesson_tools import LESSONS, read
-
-    return read(next(path for path in LESSONS if path.name.startswith(prefix)))
+            ) in lesson_prose("07_")
 
 
 def test_perplexity_reference_matches_torch_cross_entropy():
