@@ -545,3 +545,13 @@ def test_an_input_restored_up_to_rounding_gets_advice_on_restoring_it():
     with pytest.raises(ExerciseFailed, match="not exactly as it was") as failure:
         check("numerical_gradient", _numerical_gradient_restoring, strict=True)
     assert "old = x[i]" in str(failure.value) and "a *= 2" not in str(failure.value)
+
+
+def test_a_float16_answer_is_too_coarse_to_be_checked():
+    """The tolerances widen to the answer's precision; float16's would accept any constant in
+    [0, 1] for the sigmoid."""
+    def constant_half(z):
+        return np.full(np.shape(z), 0.5, dtype=np.float16)
+
+    with pytest.raises(ExerciseFailed, match="float16, too coarse"):
+        check("sigmoid", constant_half, strict=True)
